@@ -1,0 +1,36 @@
+"""Argument helpers shared by the stage commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from alft.sampling import VLLMSettings
+
+
+def add_vllm_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("vLLM engine")
+    g.add_argument("--gpu-memory-utilization", type=float, default=0.3,
+                   help="share of GPU memory (on CPU: of the KV-cache budget) vLLM may use")
+    g.add_argument("--max-model-len", type=int, default=512)
+    g.add_argument("--dtype", default="auto")
+    g.add_argument("--tensor-parallel-size", type=int, default=1)
+
+
+def vllm_settings(args: argparse.Namespace) -> VLLMSettings:
+    return VLLMSettings(gpu_memory_utilization=args.gpu_memory_utilization,
+                        max_model_len=args.max_model_len, dtype=args.dtype,
+                        tensor_parallel_size=args.tensor_parallel_size)
+
+
+def stage_logger(name: str) -> logging.Logger:
+    """A logger writing plain lines to stderr (Snakemake redirects it to the rule's log)."""
+    logger = logging.getLogger(f"alft.{name}")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger

