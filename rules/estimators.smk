@@ -5,10 +5,6 @@ EST = config["estimators"]
 EST_DIR = f"{RESULTS}/estimators"
 
 
-def _csv(values):
-    return ",".join(str(v) for v in values)
-
-
 rule estimators_lp_table:
     output:
         tables=f"{EST_DIR}/lp_tables.parquet",
@@ -16,10 +12,12 @@ rule estimators_lp_table:
         summary_md=f"{EST_DIR}/lp_summary.md",
     params:
         beta=EST["beta"],
-        K=_csv(EST["K"]),
-        methods=_csv(EST["methods"]),
-        aqp_K=_csv(EST["aqp_K"]),
-        aqp_fracs=_csv(EST["aqp_eps_fractions"]),
+        K=",".join(map(str, EST["K"])),
+        methods=",".join(map(str, EST["methods"])),
+        aqp_K=",".join(map(str, EST["aqp_K"])),
+        aqp_fracs=",".join(map(str, EST["aqp_eps_fractions"])),
+    conda:
+        ALFT_ENV
     log:
         f"{LOGS}/estimators/lp_table.log",
     benchmark:
@@ -39,10 +37,12 @@ rule estimators_lp_figures:
         pareto_data=f"{EST_DIR}/aqp_pareto.parquet",
     params:
         beta=EST["beta"],
-        K=_csv(EST["figures"]["K"]),
+        K=",".join(map(str, EST["figures"]["K"])),
         aqp_fraction=EST["figures"]["aqp_fraction"],
         pareto_K=EST["figures"]["pareto_K"],
-        pareto_fracs=_csv(EST["figures"]["pareto_fractions"]),
+        pareto_fracs=",".join(map(str, EST["figures"]["pareto_fractions"])),
+    conda:
+        ALFT_ENV
     log:
         f"{LOGS}/estimators/lp_figures.log",
     benchmark:

@@ -11,6 +11,8 @@ rule synthetic:
         figure=f"{RESULTS}/synthetic/accuracy.png",
     params:
         cfg=lambda wildcards: json.dumps(config.get("synthetic", {})),
+    conda:
+        ALFT_ENV
     log:
         f"{LOGS}/synthetic/synthetic.log",
     benchmark:
@@ -26,6 +28,8 @@ rule game_demo_instance:
         f"{RESULTS}/synthetic/game_demo/instance.json",
     params:
         seed=config["seed"],
+    conda:
+        ALFT_ENV
     log:
         f"{LOGS}/synthetic/game_demo_instance.log",
     benchmark:
@@ -40,6 +44,8 @@ rule game_demo_solve:
         f"{RESULTS}/synthetic/game_demo/instance.json",
     output:
         f"{RESULTS}/synthetic/game_demo/solution.json",
+    conda:
+        ALFT_ENV
     log:
         f"{LOGS}/synthetic/game_demo_solve.log",
     benchmark:

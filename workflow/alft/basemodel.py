@@ -7,6 +7,7 @@ it exactly like a hub model. No network is needed.
 from __future__ import annotations
 
 import math
+import string
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,13 +21,14 @@ BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 
 
 def build_tokenizer(texts: Sequence[str]) -> PreTrainedTokenizerFast:
-    """A character-level tokenizer over the characters of ``texts``.
+    """A character-level tokenizer over printable ASCII and the characters of ``texts``.
 
     Every character is one token; BOS is prepended by a post-processor (a bare
     WordLevel tokenizer adds none), and the ``Fuse`` decoder joins characters back
     without spaces, so encode/decode round-trips exactly.
     """
-    chars = sorted(set("".join(texts)) | set("0123456789+-=.,:?$ \n"))
+    printable = set(string.printable) - set("\t\r\x0b\x0c")  # any English prompt format
+    chars = sorted(set("".join(texts)) | printable)
     vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK] + chars)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")

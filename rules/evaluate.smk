@@ -1,0 +1,74 @@
+# Sampling (vLLM), greedy evaluation and the results table.
+
+
+rule sample:
+    input:
+        policy=policy_dir,
+        orbits=rules.orbits.output.orbits,
+    output:
+        f"{RESULTS}/samples/{{method}}/r{{r}}.parquet",
+    params:
+        s=config["sampling"],
+        seed=lambda wildcards: config["seed"] * 1000 + int(wildcards.r),
+        vllm=vllm_args(),
+        version=VERSION,
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        ALFT_ENV
+    log:
+        f"{LOGS}/sample/{{method}}_r{{r}}.log",
+    benchmark:
+        f"{BENCH}/sample/{{method}}_r{{r}}.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} alft sample --policy {input.policy:q} --orbits {input.orbits:q}"
+        " --task builtin --k {params.s[k]} --temperature {params.s[temperature]}"
+        " --top-p {params.s[top_p]} --max-tokens {params.s[max_tokens]} --seed {params.seed}"
+        " {params.vllm} --out {output:q} > {log:q} 2>&1"
+
+
+rule evaluate:
+    input:
+        policy=policy_dir,
+        test=rules.data.output.test,
+    output:
+        predictions=f"{RESULTS}/eval/{{method}}/r{{r}}/predictions.parquet",
+        summary=f"{RESULTS}/eval/{{method}}/r{{r}}/summary.parquet",
+    params:
+        e=config["evaluate"],
+        seed=config["seed"],
+        vllm=vllm_args(),
+        version=VERSION,
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        ALFT_ENV
+    log:
+        f"{LOGS}/evaluate/{{method}}_r{{r}}.log",
+    benchmark:
+        f"{BENCH}/evaluate/{{method}}_r{{r}}.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} alft evaluate --policy {input.policy:q} --split {input.test:q}"
+        " --task builtin --method {wildcards.method} --round {wildcards.r} --seed {params.seed}"
+        " --max-tokens {params.e[max_tokens]} {params.vllm}"
+        " --out {output.predictions:q} --summary {output.summary:q} > {log:q} 2>&1"
+
+
+rule results:
+    input:
+        [f"{RESULTS}/eval/{m}/r{r}/summary.parquet" for m, r in evaluated_models()],
+    output:
+        parquet=f"{RESULTS}/tables/results.parquet",
+        markdown=f"{RESULTS}/tables/results.md",
+        csv=f"{RESULTS}/tables/results.csv",
+    conda:
+        ALFT_ENV
+    log:
+        f"{LOGS}/results.log",
+    benchmark:
+        f"{BENCH}/results.tsv"
+    shell:
+        "alft results --summaries {input:q} --out {output.parquet:q}"
+        " --markdown {output.markdown:q} --csv {output.csv:q} > {log:q} 2>&1"
