@@ -1,0 +1,88 @@
+"""The whole default pipeline on a tiny config, in a temporary directory.
+
+Runs real Snakemake, real vLLM (CPU), real training: minutes, marked slow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+BIN = Path(sys.executable).parent
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--workflow-profile", str(ROOT / "profiles" / "default"), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def columns(path: Path) -> list[str]:
+    return pq.read_schema(path).names
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("tiny_run")
+    snakemake(work, "--configfile", str(TINY))
+    return work / "results" / "tiny"
+
+
+@pytest.mark.slow
+def test_every_artifact_has_its_schema(tiny_run: Path):
+    data = tiny_run / "data"
+    for split in ("pretrain", "train", "val", "test"):
+        assert {"id", "question", "answer", "template"} <= set(columns(data / f"{split}.parquet"))
+    assert len(pd.read_parquet(data / "test.parquet")) == 20
+    orbits = pd.read_parquet(tiny_run / "orbits" / "orbits.parquet")
+    assert list(orbits.columns[:4]) == ["orbit_id", "member", "prompt", "source"]
+    assert orbits.groupby("orbit_id")["member"].apply(list).map(lambda m: m == [0, 1, 2]).all()
+    model = tiny_run / "models" / "base"
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in model.iterdir()}
+    samples = pd.read_parquet(tiny_run / "samples" / "base" / "r0.parquet")
+    assert list(samples.columns) == ["orbit_id", "member", "sample_idx", "prompt", "completion",
+                                     "answer", "n_tokens", "finish_reason"]
+    assert len(samples) == len(orbits) * 2
+    preds = pd.read_parquet(tiny_run / "eval" / "base" / "r0" / "predictions.parquet")
+    assert {"id", "prediction", "answer", "correct"} <= set(preds.columns) and len(preds) == 20
+    results = pd.read_parquet(tiny_run / "tables" / "results.parquet")
+    assert list(results.columns) == ["model", "method", "round", "seed", "accuracy", "n"]
+    assert results.loc[0, "method"] == "base" and results.loc[0, "round"] == 0
+    assert results.loc[0, "accuracy"] == preds["correct"].mean()
+    assert (tiny_run / "tables" / "results.md").read_text().startswith("| model | method |")
+    assert (tiny_run / "estimators" / "lp_tables.parquet").exists()
+    assert (tiny_run / "synthetic" / "accuracy.png").stat().st_size > 1000
+    for bench in (tiny_run / "benchmarks").rglob("*.tsv"):
+        assert bench.read_text().startswith("s\t")
+    leftovers = [p for p in tiny_run.rglob("*.part")]
+    assert not leftovers
+
+
+@pytest.mark.slow
+def test_second_dry_run_has_nothing_to_do(tiny_run: Path):
+    work = tiny_run.parents[1]
+    proc = snakemake(work, "-n", "--configfile", str(TINY))
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_rerunning_one_stage(tiny_run: Path):
+    """Forcing one stage reruns it and what depends on it, nothing upstream."""
+    work = tiny_run.parents[1]
+    proc = snakemake(work, "-n", "--configfile", str(TINY), "--forcerun", "orbits")
+    out = proc.stdout + proc.stderr
+    assert "orbits" in out and "sample" in out
+    assert "base_model " not in out and "rule data:" not in out
