@@ -17,6 +17,7 @@ validate(config, "config/schema.yaml")
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/evaluate.smk"
+include: "rules/rounds.smk"
 include: "rules/estimators.smk"
 include: "rules/synthetic.smk"
 

@@ -31,9 +31,44 @@ def policy_dir(wildcards):
     return f"{RESULTS}/models/{wildcards.method}/r{wildcards.r}"
 
 
+def run_methods():
+    """The methods of `rounds.methods`, each checked to be defined in `methods`."""
+    methods = config["rounds"]["methods"]
+    unknown = [m for m in methods if m not in config["methods"]]
+    if unknown:
+        raise ValueError(
+            f"config key rounds.methods names {unknown}, which are not defined under `methods` "
+            f"(defined: {sorted(config['methods'])})"
+        )
+    return methods
+
+
+def samples_of(wildcards):
+    """Samples of π_r for method m (round 0: the base model's samples)."""
+    if int(wildcards.r) == 0:
+        return f"{RESULTS}/samples/base/r0.parquet"
+    return f"{RESULTS}/samples/{wildcards.method}/r{wildcards.r}.parquet"
+
+
+def method_cfg(wildcards):
+    return config["methods"][wildcards.method]
+
+
+def previous_round(wildcards):
+    """Inputs of the policy step producing π_r: π_{r-1} and the targets of round r-1."""
+    r = int(wildcards.r)
+    prev = f"{RESULTS}/models/base" if r == 1 else f"{RESULTS}/models/{wildcards.method}/r{r - 1}"
+    return {
+        "policy": prev,
+        "targets": f"{RESULTS}/targets/{wildcards.method}/r{r - 1}.parquet",
+    }
+
+
 def evaluated_models():
-    """(method, round) pairs in the results table: the base model, then each method's rounds."""
-    return [("base", 0)]
+    """(method, round) pairs in the results table: the base model, then every method's
+    policies π_1 … π_R (π_r is the policy after r policy steps)."""
+    R = config["rounds"]["R"]
+    return [("base", 0)] + [(m, r) for m in run_methods() for r in range(1, R + 1)]
 
 
 def all_targets():
@@ -41,5 +76,7 @@ def all_targets():
     return [
         f"{RESULTS}/tables/results.parquet",
         f"{RESULTS}/tables/results.md",
+        f"{RESULTS}/tables/accuracy_vs_round.png",
+        f"{RESULTS}/tables/rounds.parquet",
         f"{RESULTS}/samples/base/r0.parquet",
     ]

@@ -63,6 +63,7 @@ rule results:
         parquet=f"{RESULTS}/tables/results.parquet",
         markdown=f"{RESULTS}/tables/results.md",
         csv=f"{RESULTS}/tables/results.csv",
+        plot=f"{RESULTS}/tables/accuracy_vs_round.png",
     conda:
         ALFT_ENV
     log:
@@ -71,4 +72,5 @@ rule results:
         f"{BENCH}/results.tsv"
     shell:
         "alft results --summaries {input:q} --out {output.parquet:q}"
-        " --markdown {output.markdown:q} --csv {output.csv:q} > {log:q} 2>&1"
+        " --markdown {output.markdown:q} --csv {output.csv:q} --plot {output.plot:q}"
+        " > {log:q} 2>&1"

@@ -14,10 +14,13 @@ from tqdm import tqdm
 from alft import basemodel as bm
 from alft.commands._common import stage_logger
 from alft.data import load_split
-from alft.errors import DataError
+from alft.errors import ConfigError, DataError
 from alft.extract import answers_match, extract_answer
 from alft.io import atomic_dir, write_parquet
 from alft.tasks import format_prompt
+
+# Head sizes supported by vLLM's CPU attention backend (vllm 0.32, cpu_attn.py).
+VLLM_CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # denormals make CPU training erratically slow
+    head_dim, rem = divmod(args.hidden_size, args.num_heads)
+    if rem or head_dim not in VLLM_CPU_HEAD_DIMS:
+        raise ConfigError(
+            f"base_model.hidden_size / base_model.num_heads = {args.hidden_size}/{args.num_heads}"
+            f" must be a head size vLLM's CPU attention supports: {VLLM_CPU_HEAD_DIMS}")
     pre, val = load_split(args.pretrain), load_split(args.val)
     if "trace" not in pre:
         raise DataError(f"{args.pretrain}: missing column 'trace' (the chain-of-thought to learn)")

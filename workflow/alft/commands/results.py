@@ -17,7 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="results.parquet")
     p.add_argument("--markdown", type=Path, required=True)
     p.add_argument("--csv", type=Path, default=None)
+    p.add_argument("--plot", type=Path, default=None,
+                   help="PNG: greedy test accuracy vs round, one line per method")
     p.set_defaults(func=run)
+
+    c = sub.add_parser("collect", help="concatenate one-row statistics tables into one table")
+    c.add_argument("--inputs", type=Path, nargs="*", default=[])
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--markdown", type=Path, required=True)
+    c.set_defaults(func=run_collect)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +33,18 @@ def run(args: argparse.Namespace) -> int:
     table = pd.concat(frames, ignore_index=True)[SUMMARY_COLUMNS]
     table = table.sort_values(["method", "round", "seed"], key=_method_order).reset_index(drop=True)
     write_table(table, args.out, args.markdown, args.csv)
+    if args.plot is not None:
+        plot_accuracy(table, args.plot)
     print(table.to_string(index=False))
+    return 0
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    frames = [read_parquet(p) for p in args.inputs]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    write_table(table, args.out, args.markdown)
+    if len(table):
+        print(table.to_string(index=False))
     return 0
 
 
@@ -33,3 +52,32 @@ def _method_order(col: pd.Series) -> pd.Series:
     if col.name == "method":  # the base model first
         return col.map(lambda m: (m != "base", m))
     return col
+
+
+def plot_accuracy(table: pd.DataFrame, path: Path) -> None:
+    """Accuracy vs round per method (mean over seeds, min–max band); the base model is round 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alft.io import atomic_path
+
+    base = table[table["method"] == "base"]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    methods = [m for m in table["method"].unique() if m != "base"] or ["base"]
+    for method in methods:
+        rows = pd.concat([base.assign(method=method), table[table["method"] == method]])
+        g = rows.groupby("round")["accuracy"].agg(["mean", "min", "max"]).sort_index()
+        (line,) = ax.plot(g.index, 100 * g["mean"], marker="o", label=method)
+        if (g["max"] > g["min"]).any():
+            ax.fill_between(g.index, 100 * g["min"], 100 * g["max"], alpha=0.2, color=line.get_color())
+    ax.set_xlabel("round")
+    ax.set_ylabel("greedy test accuracy (%)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

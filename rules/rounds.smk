@@ -1,0 +1,89 @@
+# Alternating best response as pipeline rounds (per method m, round r = 0 … R-1):
+#   samples of π_r  ->  target step q*_r  ->  policy step (GRPO)  ->  π_{r+1}
+# Round 0 samples the base model, shared by every method. Raising rounds.R adds
+# only the new rounds; changing a method's settings reruns that method's rounds.
+
+
+rule target:
+    input:
+        samples=samples_of,
+        orbits=rules.orbits.output.orbits,
+    output:
+        targets=f"{RESULTS}/targets/{{method}}/r{{r}}.parquet",
+        stats=f"{RESULTS}/targets/{{method}}/r{{r}}_stats.parquet",
+    params:
+        m=method_cfg,
+        beta=config["game"]["beta"],
+        guard=config["guard"],
+        version=VERSION,
+    conda:
+        ALFT_ENV
+    log:
+        f"{LOGS}/target/{{method}}_r{{r}}.log",
+    benchmark:
+        f"{BENCH}/target/{{method}}_r{{r}}.tsv"
+    shell:
+        "alft target --samples {input.samples:q} --orbits {input.orbits:q} --task builtin"
+        " --strategy {params.m[strategy]} --consensus {params.m[consensus]}"
+        " --estimator {params.m[estimator]} --beta {params.beta}"
+        " --round {wildcards.r} --method {wildcards.method}"
+        " --max-mode-share {params.guard[max_mode_share]}"
+        " --max-no-answer-share {params.guard[max_no_answer_share]}"
+        " --on-collapse {params.guard[on_collapse]}"
+        " --out {output.targets:q} --stats {output.stats:q} > {log:q} 2>&1"
+
+
+rule policy:
+    input:
+        unpack(previous_round),
+        reference=rules.base_model.output.model,
+        orbits=rules.orbits.output.orbits,
+    output:
+        model=directory(f"{RESULTS}/models/{{method}}/r{{r}}"),
+        log=f"{RESULTS}/train_logs/{{method}}/r{{r}}.parquet",
+    params:
+        m=method_cfg,
+        p=config["policy"],
+        beta=config["game"]["beta"],
+        seed=lambda wildcards: config["seed"] * 1000 + int(wildcards.r),
+        version=VERSION,
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        ALFT_ENV
+    log:
+        f"{LOGS}/policy/{{method}}_r{{r}}.log",
+    benchmark:
+        f"{BENCH}/policy/{{method}}_r{{r}}.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} alft policy --policy {input.policy:q}"
+        " --reference {input.reference:q} --orbits {input.orbits:q}"
+        " --targets {input.targets:q} --reward {params.m[reward]} --task builtin"
+        " --lr {params.p[lr]} --steps {params.p[steps]}"
+        " --num-generations {params.p[num_generations]} --batch-size {params.p[batch_size]}"
+        " --max-completion-length {params.p[max_completion_length]}"
+        " --temperature {params.p[temperature]} --paper-beta {params.beta}"
+        " --kl-coef {params.p[kl_coef]} --seed {params.seed}"
+        " --out {output.model:q} --log {output.log:q} > {log:q} 2>&1"
+
+
+rule rounds_table:
+    input:
+        [
+            f"{RESULTS}/targets/{m}/r{r}_stats.parquet"
+            for m in run_methods()
+            for r in range(config["rounds"]["R"])
+        ],
+    output:
+        parquet=f"{RESULTS}/tables/rounds.parquet",
+        markdown=f"{RESULTS}/tables/rounds.md",
+    conda:
+        ALFT_ENV
+    log:
+        f"{LOGS}/rounds_table.log",
+    benchmark:
+        f"{BENCH}/rounds_table.tsv"
+    shell:
+        "alft collect --inputs {input:q} --out {output.parquet:q}"
+        " --markdown {output.markdown:q} > {log:q} 2>&1"

@@ -1,0 +1,128 @@
+"""``alft target``: the target step q*_r of a round -> targets.parquet + a statistics row."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from alft.commands._common import stage_logger
+from alft.errors import AlftError, ConfigError
+from alft.io import read_parquet, write_parquet
+from alft.targets import (CONSENSUS, ESTIMATORS, GM_SMOOTHING, GOLD_COLUMN, TargetConfig,
+                          compute_targets, gold_answers, target_stats)
+
+
+class CollapseError(AlftError):
+    """The collapse guard fired (reported by the CLI without a traceback, exit status 2)."""
+
+
+CLI_STRATEGIES = ("coherence", "majority", "rlvr", "diversity")  # "reward" needs a callable: library only
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("target", help="target step: estimate q* and GRPO rewards from a round's samples",
+                       description="Build the round's target table (one row per group and answer: "
+                                   "count, q, reward) and a one-row statistics table.")
+    p.add_argument("--samples", type=Path, required=True, help="samples.parquet of round r")
+    p.add_argument("--orbits", type=Path, required=True,
+                   help="orbits.parquet (gold 'answer' read only by rlvr and for monitoring)")
+    p.add_argument("--strategy", required=True, choices=CLI_STRATEGIES)
+    p.add_argument("--consensus", default="mode", choices=CONSENSUS,
+                   help="coherence/majority consensus: global mode, arithmetic or geometric mean")
+    p.add_argument("--estimator", default="plugin", choices=ESTIMATORS,
+                   help="estimator of β log q* from counts (am/gm/diversity)")
+    p.add_argument("--beta", type=float, default=1.0, help="the paper's β (not TRL's KL beta)")
+    p.add_argument("--aqp-eps", type=float, default=None, help="bias budget of the aqp estimator")
+    p.add_argument("--gm-smoothing", type=float, default=GM_SMOOTHING,
+                   help="additive count smoothing α of the reported q_GM")
+    g = p.add_argument_group("collapse guard (label-free signals; 'none' turns a check off)")
+    g.add_argument("--max-mode-share", type=_optional_float, default=None,
+                   help="collapse if the mean per-prompt mode share exceeds this")
+    g.add_argument("--max-no-answer-share", type=_optional_float, default=None,
+                   help="collapse if the share of samples without an extractable answer exceeds this")
+    g.add_argument("--on-collapse", choices=["error", "warn"], default="error",
+                   help="error: exit 2 without writing the targets, so no further round runs "
+                        "(default); warn: log it, flag the statistics row and go on")
+    p.add_argument("--round", type=int, required=True)
+    p.add_argument("--method", required=True, help="method name recorded in the statistics")
+    p.add_argument("--task", default="builtin", choices=["builtin"])
+    p.add_argument("--out", type=Path, required=True, help="targets.parquet")
+    p.add_argument("--stats", type=Path, required=True, help="one-row statistics Parquet")
+    p.set_defaults(func=run)
+
+
+def _optional_float(text: str) -> float | None:
+    if text.strip().lower() in ("", "none", "null", "off"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
+def collapse_reasons(stats: dict, max_mode_share: float | None,
+                     max_no_answer_share: float | None) -> list[str]:
+    """Which guard thresholds the round's statistics exceed (empty: no collapse)."""
+    out = []
+    if max_mode_share is not None and stats["mode_share"] > max_mode_share:
+        out.append(f"mean per-prompt mode share {stats['mode_share']:.3f} > {max_mode_share:g} "
+                   f"(answer entropy {stats['answer_entropy']:.3f} nats)")
+    if max_no_answer_share is not None and stats["no_answer_share"] > max_no_answer_share:
+        out.append(f"share of samples without an extractable answer {stats['no_answer_share']:.3f} "
+                   f"> {max_no_answer_share:g}")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    log = stage_logger("target")
+    t0 = time.perf_counter()
+    if args.round < 0:
+        raise ConfigError(f"--round must be >= 0, got {args.round}")
+    cfg = TargetConfig(strategy=args.strategy, consensus=args.consensus, estimator=args.estimator,
+                       beta=args.beta, aqp_eps=args.aqp_eps, gm_smoothing=args.gm_smoothing,
+                       task=args.task)
+    samples = read_parquet(args.samples, {"orbit_id": "int", "member": "int", "answer": "str"})
+    orbits = read_parquet(args.orbits, {"orbit_id": "int", "member": "int"})
+    gold = gold_answers(orbits, str(args.orbits))
+    if cfg.strategy == "rlvr" and gold is None:
+        raise ConfigError(f"{args.orbits}: strategy 'rlvr' needs gold labels in column "
+                          f"{GOLD_COLUMN!r}, which is absent or all null")
+    unknown = sorted(set(samples["orbit_id"]) - set(orbits["orbit_id"]))
+    if unknown:
+        log.warning("%d orbit id(s) in %s are not in %s (first: %s)", len(unknown), args.samples,
+                    args.orbits, unknown[0])
+    try:
+        targets, report = compute_targets(samples, cfg, gold if cfg.strategy == "rlvr" else None,
+                                          source=str(args.samples), logger=log)
+    except ConfigError as err:
+        if str(args.samples) in str(err):
+            raise
+        raise ConfigError(f"{args.samples}: {err}") from err
+    stats = target_stats(samples, targets, report, gold, args.task)
+    row = {"round": args.round, "method": args.method, "strategy": cfg.strategy,
+           "consensus": cfg.consensus if cfg.strategy in ("coherence", "majority") else None,
+           "estimator": cfg.estimator if cfg.uses_estimator else None,
+           "beta": cfg.beta, **stats}
+    reasons = collapse_reasons(stats, args.max_mode_share, args.max_no_answer_share)
+    row["collapsed"] = bool(reasons)
+    row["collapse_reason"] = "; ".join(reasons) if reasons else None
+    if reasons:
+        msg = (f"collapse guard: method {args.method!r} round {args.round} ({args.samples}): "
+               + "; ".join(reasons))
+        if args.on_collapse == "error":
+            raise CollapseError(msg + ". Stopping before further rounds (thresholds: "
+                                "--max-mode-share / --max-no-answer-share; --on-collapse warn "
+                                "continues).")
+        log.warning("%s; continuing (--on-collapse warn)", msg)
+    write_parquet(targets, args.out)
+    write_parquet(pd.DataFrame([row]), args.stats)
+    log.info("%s/%s round %d: %d groups (%d skipped), mode share %.3f, entropy %.3f nats, "
+             "no answer %.1f%%, consensus accuracy %s; %.1fs", args.method, cfg.strategy, args.round,
+             stats["n_groups"], stats["groups_skipped"], stats["mode_share"], stats["answer_entropy"],
+             100 * stats["no_answer_share"],
+             "n/a" if stats["consensus_accuracy"] != stats["consensus_accuracy"]
+             else f"{stats['consensus_accuracy']:.3f}", time.perf_counter() - t0)
+    return 0
