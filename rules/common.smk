@@ -64,6 +64,15 @@ def previous_round(wildcards):
     }
 
 
+def guard_for(wildcards):
+    """Collapse-guard thresholds of a method: label-free strategies only (a supervised
+    target is meant to concentrate on one answer)."""
+    guard = dict(config["guard"])
+    if config["methods"][wildcards.method]["strategy"] == "rlvr":
+        guard.update(max_mode_share=None, max_no_answer_share=None)
+    return guard
+
+
 def evaluated_models():
     """(method, round) pairs in the results table: the base model, then every method's
     policies π_1 … π_R (π_r is the policy after r policy steps)."""

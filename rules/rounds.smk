@@ -14,7 +14,7 @@ rule target:
     params:
         m=method_cfg,
         beta=config["game"]["beta"],
-        guard=config["guard"],
+        guard=guard_for,
         version=VERSION,
     conda:
         ALFT_ENV

@@ -43,29 +43,42 @@ MAX_VALUE = 60
 NAMES = ["Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Ida", "Jon", "Kim", "Lea", "Max"]
 ITEMS = ["apples", "books", "coins", "cards", "pens", "shells", "stamps", "marbles"]
 
-# Verbs by operation, in the forms the templates need: (present, past, gerund).
-GAIN_VERBS = [("buys", "bought", "buying"), ("finds", "found", "finding"), ("gets", "got", "getting")]
-LOSS_VERBS = [("sells", "sold", "selling"), ("loses", "lost", "losing"), ("gives away", "gave away", "giving away")]
+# Each template has its own wording and its own verbs for the two operations
+# (three gain verbs, three loss verbs). Templates 0-2 share verb lemmas in
+# different tenses; templates 3 and 4 use verbs of their own, so a model that
+# rarely saw them must guess whether "won" or "withdraw" adds or subtracts --
+# an error that depends on the surface form, which the orbit's consensus can fix.
 
-# Each template uses the slots {name} {items} {a} {b} {c} and verb slots
-# {v1}/{v2} in the form given by its ``form`` (0 present, 1 past, 2 gerund).
-TEMPLATES: list[tuple[str, int]] = [
+
+@dataclass(frozen=True)
+class Template:
+    text: str  # slots {name} {items} {a} {b} {c} {v1} {v2}
+    gain: tuple[str, str, str]
+    loss: tuple[str, str, str]
+
+
+TEMPLATES: list[Template] = [
     # 0 canonical: story order, present tense.
-    ("{name} has {a} {items}. {name} {v1} {b} {items}. Then {name} {v2} {c}. "
-     "How many {items} does {name} have now?", 0),
+    Template("{name} has {a} {items}. {name} {v1} {b} {items}. Then {name} {v2} {c}. "
+             "How many {items} does {name} have now?",
+             ("buys", "finds", "gets"), ("sells", "loses", "gives away")),
     # 1 past tense, one sentence, story order.
-    ("{name} had {a} {items}, {v1} {b} and then {v2} {c}. How many {items} are left?", 1),
+    Template("{name} had {a} {items}, {v1} {b} and then {v2} {c}. How many {items} are left?",
+             ("bought", "found", "got"), ("sold", "lost", "gave away")),
     # 2 question first, start value last.
-    ("How many {items} does {name} have after {v1} {b} and then {v2} {c}, "
-     "starting with {a}?", 2),
-    # 3 changes first, start value in a later sentence.
-    ("First {name} {v1} {b} {items}, then {v2} {c}. Before that, {name} had {a}. "
-     "How many {items} now?", 1),
-    # 4 terse ledger wording.
-    ("Ledger of {name}: start {a} {items}; {v1} {b}; {v2} {c}. Count?", 2),
+    Template("How many {items} does {name} have after {v1} {b} and then {v2} {c}, "
+             "starting with {a}?",
+             ("buying", "finding", "getting"), ("selling", "losing", "giving away")),
+    # 3 changes first, start value in a later sentence; verbs of its own.
+    Template("First {name} {v1} {b} {items}, then {v2} {c}. Before that, {name} had {a}. "
+             "How many {items} now?",
+             ("won", "collected", "received"), ("spent", "dropped", "donated")),
+    # 4 terse ledger wording; verbs of its own.
+    Template("Ledger of {name}: start {a} {items}; {v1} {b}; {v2} {c}. Count?",
+             ("deposit", "add", "earn"), ("withdraw", "remove", "pay")),
 ]
 
-PRETRAIN_MIX: tuple[float, ...] = (0.62, 0.25, 0.07, 0.04, 0.02)
+PRETRAIN_MIX: tuple[float, ...] = (0.70, 0.20, 0.06, 0.025, 0.015)
 """Template frequencies in the pretraining corpus (canonical common, others rare)."""
 
 TRACE_RE = re.compile(r"The answer is (-?\d+)")
@@ -82,7 +95,7 @@ class Problem:
     b: int
     op2: str
     c: int
-    verb1: int  # index into GAIN_VERBS or LOSS_VERBS (by op1)
+    verb1: int  # index into the template's gain or loss verbs (by op1)
     verb2: int
 
     @property
@@ -98,16 +111,16 @@ class Problem:
         return (self.a, self.b, self.c)
 
 
-def _verb(op: str, index: int, form: int) -> str:
-    return (GAIN_VERBS if op == "+" else LOSS_VERBS)[index][form]
+def _verb(template: Template, op: str, index: int) -> str:
+    return (template.gain if op == "+" else template.loss)[index]
 
 
 def render(problem: Problem, template: int) -> str:
     """The question text of ``problem`` in wording ``template``."""
-    text, form = TEMPLATES[template]
-    return text.format(
+    t = TEMPLATES[template]
+    return t.text.format(
         name=problem.name, items=problem.items, a=problem.a, b=problem.b, c=problem.c,
-        v1=_verb(problem.op1, problem.verb1, form), v2=_verb(problem.op2, problem.verb2, form),
+        v1=_verb(t, problem.op1, problem.verb1), v2=_verb(t, problem.op2, problem.verb2),
     )
 
 
@@ -139,9 +152,9 @@ def sample_problem(rng: np.random.Generator) -> Problem:
 # preserves the numbers and the answer.
 
 def _template_regex(template: int) -> re.Pattern[str]:
-    text, form = TEMPLATES[template]
-    verbs = "|".join(re.escape(v[form]) for v in GAIN_VERBS + LOSS_VERBS)
-    pattern = re.escape(text)
+    t = TEMPLATES[template]
+    verbs = "|".join(re.escape(v) for v in t.gain + t.loss)
+    pattern = re.escape(t.text)
     for slot, rx in [("name", r"(?P<name>[A-Z][a-z]+)"), ("items", r"(?P<items>[a-z]+)"),
                      ("a", r"(?P<a>\d+)"), ("b", r"(?P<b>\d+)"), ("c", r"(?P<c>\d+)"),
                      ("v1", rf"(?P<v1>{verbs})"), ("v2", rf"(?P<v2>{verbs})")]:
@@ -160,15 +173,14 @@ def parse(question: str) -> tuple[Problem, int] | None:
         m = rx.match(question)
         if m is None:
             continue
-        form = TEMPLATES[t][1]
+        template = TEMPLATES[t]
         ops, idx = [], []
         for slot in ("v1", "v2"):
             word = m.group(slot)
-            for op, table in (("+", GAIN_VERBS), ("-", LOSS_VERBS)):
-                hits = [i for i, v in enumerate(table) if v[form] == word]
-                if hits:
+            for op, table in (("+", template.gain), ("-", template.loss)):
+                if word in table:
                     ops.append(op)
-                    idx.append(hits[0])
+                    idx.append(table.index(word))
         p = Problem(name=m.group("name"), items=m.group("items"), a=int(m.group("a")), op1=ops[0],
                     b=int(m.group("b")), op2=ops[1], c=int(m.group("c")), verb1=idx[0], verb2=idx[1])
         return p, t
