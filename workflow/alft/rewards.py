@@ -205,5 +205,7 @@ class GroundTruthReward:
             if g is None or (isinstance(g, float) and np.isnan(g)):
                 raise DataError(f"GroundTruthReward: completion {i} has no gold value in column {self.column!r}")
             pred = extract_answer(completion_text(c), self.task)
+            if isinstance(g, np.ndarray):  # an alias list read back from Parquet
+                g = [str(a) for a in g]
             out.append(float(answers_match(pred, g if isinstance(g, (str, list)) else str(g), self.task)))
         return out
