@@ -1,4 +1,7 @@
 # Shared helpers: result paths, input functions and the default targets.
+import os
+import shlex
+
 import alft
 
 RESULTS = f"results/{config['experiment']}"
@@ -7,6 +10,27 @@ BENCH = f"{RESULTS}/benchmarks"
 DATA = f"{RESULTS}/data"
 ALFT_ENV = "../workflow/envs/alft.yaml"  # conda env for --use-conda (relative to rules/)
 VERSION = alft.__version__  # in params: a new package version reruns the stages
+
+
+TASK = config["task"]
+BUILTIN = TASK == "builtin"
+
+
+def base_model_name():
+    """π0: the builtin tiny model's directory, or `model.base` (hub name or local path)."""
+    if BUILTIN:
+        return f"{RESULTS}/models/base"
+    base = (config.get("model") or {}).get("base")
+    if not base:
+        raise ValueError(
+            f"config key model.base is null, but task is {TASK!r}: the real tasks need a base "
+            f"model (a hub name such as Qwen/Qwen2.5-3B-Instruct, or a local model directory); "
+            f"only task 'builtin' trains its own tiny base model"
+        )
+    return base
+
+
+BASE_MODEL = base_model_name()
 
 
 wildcard_constraints:
@@ -25,10 +49,39 @@ def vllm_args():
 
 
 def policy_dir(wildcards):
-    """The policy π_r of a method: round 0 is the base model for every method."""
+    """The policy π_r of a method as a file input: round 0 is the base model for every
+    method (real tasks: `model.base`, not a pipeline file, so no input; see policy_arg)."""
     if int(wildcards.r) == 0:
-        return f"{RESULTS}/models/base"
+        return f"{RESULTS}/models/base" if BUILTIN else []
     return f"{RESULTS}/models/{wildcards.method}/r{wildcards.r}"
+
+
+def policy_arg(wildcards):
+    """The policy π_r as a command-line value (a directory or a hub name)."""
+    if int(wildcards.r) == 0:
+        return BASE_MODEL
+    return f"{RESULTS}/models/{wildcards.method}/r{wildcards.r}"
+
+
+def local_model(name):
+    """Shell text for a model that must be a local directory (the GRPO step loads
+    config.json from disk): a path as is, a hub name resolved to its snapshot in the
+    Hugging Face cache (downloaded on first use)."""
+    if name.startswith((RESULTS, ".")) or os.path.exists(name) or os.path.isabs(name):
+        return shlex.quote(name)
+    fetch = (
+        "import sys; from huggingface_hub import snapshot_download as s; "
+        'print(s(sys.argv[1], allow_patterns=["*.json", "*.safetensors", "*.model", '
+        '"*.txt", "*.tiktoken", "*.py", "*.jinja"]))'
+    )
+    return f'"$(python -c {shlex.quote(fetch)} {shlex.quote(name)})"'
+
+
+def real_policy_args(wildcards):
+    """Real tasks: π_{r-1} and the KL reference π0 of the policy step, as shell text."""
+    r = int(wildcards.r)
+    prev = BASE_MODEL if r == 1 else f"{RESULTS}/models/{wildcards.method}/r{r - 1}"
+    return {"policy": local_model(prev), "reference": local_model(BASE_MODEL)}
 
 
 def run_methods():
@@ -58,10 +111,13 @@ def previous_round(wildcards):
     """Inputs of the policy step producing π_r: π_{r-1} and the targets of round r-1."""
     r = int(wildcards.r)
     prev = f"{RESULTS}/models/base" if r == 1 else f"{RESULTS}/models/{wildcards.method}/r{r - 1}"
-    return {
+    inputs = {
         "policy": prev,
         "targets": f"{RESULTS}/targets/{wildcards.method}/r{r - 1}.parquet",
     }
+    if not BUILTIN and r == 1:  # π0 is model.base, not a pipeline file
+        del inputs["policy"]
+    return inputs
 
 
 def guard_for(wildcards):
@@ -89,3 +145,17 @@ def all_targets():
         f"{RESULTS}/tables/rounds.parquet",
         f"{RESULTS}/samples/base/r0.parquet",
     ]
+
+
+def dataset_files():
+    """Local data files read by the data rule (none for the hub)."""
+    d = config["dataset"]
+    if d["source"] == "hub":
+        return []
+    return sorted({d["source"].replace("{split}", s) for s in (d["train_split"], d["test_split"])})
+
+
+def embedder_arg(wildcards):
+    """Pairwise-GRPO's --embedder flag (empty: the packaged all-MiniLM-L6-v2)."""
+    name = config["methods"][wildcards.method].get("embedder")
+    return f"--embedder {shlex.quote(name)}" if name else ""

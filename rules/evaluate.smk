@@ -1,5 +1,47 @@
 # Sampling (vLLM), greedy evaluation and the results table.
 
+# The builtin task reads its policy from the input (a pipeline directory); the real
+# tasks read it from params (round 0 is model.base, possibly a hub name) and pass
+# --task and the chat-template switch.
+REAL_MODEL_PARAMS = (
+    {}
+    if BUILTIN
+    else {
+        "policy": policy_arg,
+        "chat": "--chat-template" if config["model"]["chat_template"] else "",
+    }
+)
+SAMPLE_SHELL = (
+    (
+        "OMP_NUM_THREADS={threads} alft sample --policy {input.policy:q} --orbits {input.orbits:q}"
+        " --task builtin --k {params.s[k]} --temperature {params.s[temperature]}"
+        " --top-p {params.s[top_p]} --max-tokens {params.s[max_tokens]} --seed {params.seed}"
+        " {params.vllm} --out {output:q} > {log:q} 2>&1"
+    )
+    if BUILTIN
+    else (
+        "OMP_NUM_THREADS={threads} alft sample --policy {params.policy:q} --orbits {input.orbits:q}"
+        f" --task {TASK} {{params.chat}} --k {{params.s[k]}} --temperature {{params.s[temperature]}}"
+        " --top-p {params.s[top_p]} --max-tokens {params.s[max_tokens]} --seed {params.seed}"
+        " {params.vllm} --out {output:q} > {log:q} 2>&1"
+    )
+)
+EVALUATE_SHELL = (
+    (
+        "OMP_NUM_THREADS={threads} alft evaluate --policy {input.policy:q} --split {input.test:q}"
+        " --task builtin --method {wildcards.method} --round {wildcards.r} --seed {params.seed}"
+        " --max-tokens {params.e[max_tokens]} {params.vllm}"
+        " --out {output.predictions:q} --summary {output.summary:q} > {log:q} 2>&1"
+    )
+    if BUILTIN
+    else (
+        "OMP_NUM_THREADS={threads} alft evaluate --policy {params.policy:q} --split {input.test:q}"
+        f" --task {TASK} {{params.chat}} --method {{wildcards.method}} --round {{wildcards.r}}"
+        " --seed {params.seed} --max-tokens {params.e[max_tokens]} {params.vllm}"
+        " --out {output.predictions:q} --summary {output.summary:q} > {log:q} 2>&1"
+    )
+)
+
 
 rule sample:
     input:
@@ -12,6 +54,7 @@ rule sample:
         seed=lambda wildcards: config["seed"] * 1000 + int(wildcards.r),
         vllm=vllm_args(),
         version=VERSION,
+        **REAL_MODEL_PARAMS,
     threads: workflow.cores
     resources:
         gpu=1,
@@ -22,10 +65,7 @@ rule sample:
     benchmark:
         f"{BENCH}/sample/{{method}}_r{{r}}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} alft sample --policy {input.policy:q} --orbits {input.orbits:q}"
-        " --task builtin --k {params.s[k]} --temperature {params.s[temperature]}"
-        " --top-p {params.s[top_p]} --max-tokens {params.s[max_tokens]} --seed {params.seed}"
-        " {params.vllm} --out {output:q} > {log:q} 2>&1"
+        SAMPLE_SHELL
 
 
 rule evaluate:
@@ -40,6 +80,7 @@ rule evaluate:
         seed=config["seed"],
         vllm=vllm_args(),
         version=VERSION,
+        **REAL_MODEL_PARAMS,
     threads: workflow.cores
     resources:
         gpu=1,
@@ -50,10 +91,7 @@ rule evaluate:
     benchmark:
         f"{BENCH}/evaluate/{{method}}_r{{r}}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} alft evaluate --policy {input.policy:q} --split {input.test:q}"
-        " --task builtin --method {wildcards.method} --round {wildcards.r} --seed {params.seed}"
-        " --max-tokens {params.e[max_tokens]} {params.vllm}"
-        " --out {output.predictions:q} --summary {output.summary:q} > {log:q} 2>&1"
+        EVALUATE_SHELL
 
 
 rule results:

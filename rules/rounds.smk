@@ -3,6 +3,61 @@
 # Round 0 samples the base model, shared by every method. Raising rounds.R adds
 # only the new rounds; changing a method's settings reruns that method's rounds.
 
+# The builtin task's shell commands stay as they were; the real tasks pass --task,
+# Pairwise-GRPO's embedder, and (policy step) π_{r-1} and π0 = model.base as params.
+TARGET_SHELL = (
+    (
+        "alft target --samples {input.samples:q} --orbits {input.orbits:q} --task builtin"
+        " --strategy {params.m[strategy]} --consensus {params.m[consensus]}"
+        " --estimator {params.m[estimator]} --beta {params.beta}"
+        " --round {wildcards.r} --method {wildcards.method}"
+        " --max-mode-share {params.guard[max_mode_share]}"
+        " --max-no-answer-share {params.guard[max_no_answer_share]}"
+        " --on-collapse {params.guard[on_collapse]}"
+        " --out {output.targets:q} --stats {output.stats:q} > {log:q} 2>&1"
+    )
+    if BUILTIN
+    else (
+        f"alft target --samples {{input.samples:q}} --orbits {{input.orbits:q}} --task {TASK}"
+        " --strategy {params.m[strategy]} --consensus {params.m[consensus]}"
+        " --estimator {params.m[estimator]} --beta {params.beta} {params.embedder}"
+        " --round {wildcards.r} --method {wildcards.method}"
+        " --max-mode-share {params.guard[max_mode_share]}"
+        " --max-no-answer-share {params.guard[max_no_answer_share]}"
+        " --on-collapse {params.guard[on_collapse]}"
+        " --out {output.targets:q} --stats {output.stats:q} > {log:q} 2>&1"
+    )
+)
+REAL_TARGET_PARAMS = {} if BUILTIN else {"embedder": embedder_arg}
+REFERENCE_INPUT = {"reference": rules.base_model.output.model} if BUILTIN else {}
+REAL_POLICY_PARAMS = {} if BUILTIN else {"models": real_policy_args}
+POLICY_SHELL = (
+    (
+        "OMP_NUM_THREADS={threads} alft policy --policy {input.policy:q}"
+        " --reference {input.reference:q} --orbits {input.orbits:q}"
+        " --targets {input.targets:q} --reward {params.m[reward]} --task builtin"
+        " --lr {params.p[lr]} --steps {params.p[steps]}"
+        " --num-generations {params.p[num_generations]} --batch-size {params.p[batch_size]}"
+        " --max-completion-length {params.p[max_completion_length]}"
+        " --temperature {params.p[temperature]} --kl-coef {params.p[kl_coef]}"
+        " --seed {params.seed} --threads {threads}"
+        " --out {output.model:q} --log {output.log:q} > {log:q} 2>&1"
+    )
+    if BUILTIN
+    else (
+        "OMP_NUM_THREADS={threads} alft policy --policy {params.models[policy]}"
+        " --reference {params.models[reference]} --orbits {input.orbits:q}"
+        f" --targets {{input.targets:q}} --reward {{params.m[reward]}} --task {TASK}"
+        " --lr {params.p[lr]} --steps {params.p[steps]}"
+        " --num-generations {params.p[num_generations]} --batch-size {params.p[batch_size]}"
+        " --max-completion-length {params.p[max_completion_length]}"
+        " --temperature {params.p[temperature]} --kl-coef {params.p[kl_coef]}"
+        " --seed {params.seed} --threads {threads}"
+        " --out {output.model:q} --log {output.log:q} > {log:q} 2>&1"
+    )
+)
+
+
 
 rule target:
     input:
@@ -16,6 +71,7 @@ rule target:
         beta=config["game"]["beta"],
         guard=guard_for,
         version=VERSION,
+        **REAL_TARGET_PARAMS,
     conda:
         ALFT_ENV
     log:
@@ -23,20 +79,13 @@ rule target:
     benchmark:
         f"{BENCH}/target/{{method}}_r{{r}}.tsv"
     shell:
-        "alft target --samples {input.samples:q} --orbits {input.orbits:q} --task builtin"
-        " --strategy {params.m[strategy]} --consensus {params.m[consensus]}"
-        " --estimator {params.m[estimator]} --beta {params.beta}"
-        " --round {wildcards.r} --method {wildcards.method}"
-        " --max-mode-share {params.guard[max_mode_share]}"
-        " --max-no-answer-share {params.guard[max_no_answer_share]}"
-        " --on-collapse {params.guard[on_collapse]}"
-        " --out {output.targets:q} --stats {output.stats:q} > {log:q} 2>&1"
+        TARGET_SHELL
 
 
 rule policy:
     input:
         unpack(previous_round),
-        reference=rules.base_model.output.model,
+        **REFERENCE_INPUT,
         orbits=rules.orbits.output.orbits,
     output:
         model=directory(f"{RESULTS}/models/{{method}}/r{{r}}"),
@@ -46,6 +95,7 @@ rule policy:
         p=config["policy"],
         seed=lambda wildcards: config["seed"] * 1000 + int(wildcards.r),
         version=VERSION,
+        **REAL_POLICY_PARAMS,
     # One torch thread per policy step: on CPU, generation-bound GRPO steps of a tiny
     # model ran ~4x faster with 1 thread than with 2 on a busy 2-core machine, and
     # two steps then run side by side.
@@ -59,15 +109,7 @@ rule policy:
     benchmark:
         f"{BENCH}/policy/{{method}}_r{{r}}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} alft policy --policy {input.policy:q}"
-        " --reference {input.reference:q} --orbits {input.orbits:q}"
-        " --targets {input.targets:q} --reward {params.m[reward]} --task builtin"
-        " --lr {params.p[lr]} --steps {params.p[steps]}"
-        " --num-generations {params.p[num_generations]} --batch-size {params.p[batch_size]}"
-        " --max-completion-length {params.p[max_completion_length]}"
-        " --temperature {params.p[temperature]} --kl-coef {params.p[kl_coef]}"
-        " --seed {params.seed} --threads {threads}"
-        " --out {output.model:q} --log {output.log:q} > {log:q} 2>&1"
+        POLICY_SHELL
 
 
 rule rounds_table:

@@ -21,12 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample K completions per orbit member with vLLM")
     p.add_argument("--policy", required=True, help="model directory (or hub name)")
     p.add_argument("--orbits", type=Path, required=True)
-    p.add_argument("--task", default="builtin")
+    p.add_argument("--task", default="builtin", choices=["builtin", "gsm8k", "triviaqa", "mathqa"])
     p.add_argument("--k", type=int, required=True, help="completions per orbit member")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--chat-template", action="store_true",
+                   help="wrap each prompt in the model's chat template (the stored prompt stays raw)")
     p.add_argument("--out", type=Path, required=True)
     add_vllm_args(p)
     p.set_defaults(func=run)
@@ -38,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--k must be >= 1, got {args.k}")
     orbits = read_parquet(args.orbits, {"orbit_id": "int", "member": "int", "prompt": "str"})
     llm = load_llm(args.policy, args.seed, vllm_settings(args))
-    outs = generate(llm, list(orbits["prompt"]), n=args.k, temperature=args.temperature,
+    prompts = list(orbits["prompt"])
+    if args.chat_template:
+        from alft.commands.orbits import chat_wrap
+
+        prompts = chat_wrap(llm, prompts)
+    outs = generate(llm, prompts, n=args.k, temperature=args.temperature,
                     top_p=args.top_p, max_tokens=args.max_tokens)
     rows = []
     for (orbit_id, member, prompt), comps in zip(

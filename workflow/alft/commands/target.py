@@ -19,7 +19,7 @@ class CollapseError(AlftError):
     """The collapse guard fired (reported by the CLI without a traceback, exit status 2)."""
 
 
-CLI_STRATEGIES = ("coherence", "majority", "rlvr", "diversity")  # "reward" needs a callable: library only
+CLI_STRATEGIES = ("coherence", "majority", "rlvr", "diversity", "pairwise")  # "reward": library only
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default); warn: log it, flag the statistics row and go on")
     p.add_argument("--round", type=int, required=True)
     p.add_argument("--method", required=True, help="method name recorded in the statistics")
-    p.add_argument("--task", default="builtin", choices=["builtin"])
+    p.add_argument("--task", default="builtin", choices=["builtin", "gsm8k", "triviaqa", "mathqa"])
+    p.add_argument("--embedder", default=None,
+                   help="pairwise: sentence-transformers model name or path (default: the packaged "
+                        "all-MiniLM-L6-v2, offline)")
+    p.add_argument("--embed-device", default="cpu", help="pairwise: device of the embedder")
     p.add_argument("--out", type=Path, required=True, help="targets.parquet")
     p.add_argument("--stats", type=Path, required=True, help="one-row statistics Parquet")
     p.set_defaults(func=run)
@@ -81,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.round < 0:
         raise ConfigError(f"--round must be >= 0, got {args.round}")
+    if args.strategy == "pairwise":
+        return _run_pairwise(args, log, t0)
     cfg = TargetConfig(strategy=args.strategy, consensus=args.consensus, estimator=args.estimator,
                        beta=args.beta, aqp_eps=args.aqp_eps, gm_smoothing=args.gm_smoothing,
                        task=args.task)
@@ -125,4 +131,33 @@ def run(args: argparse.Namespace) -> int:
              100 * stats["no_answer_share"],
              "n/a" if stats["consensus_accuracy"] != stats["consensus_accuracy"]
              else f"{stats['consensus_accuracy']:.3f}", time.perf_counter() - t0)
+    return 0
+
+
+def _run_pairwise(args: argparse.Namespace, log, t0: float) -> int:
+    """Pairwise-GRPO target table (:func:`alft.pairwise.pairwise_targets`) + statistics row."""
+    from alft.pairwise import pairwise_targets, sentence_embedder
+
+    samples = read_parquet(args.samples, {"orbit_id": "int", "member": "int", "answer": "str"})
+    orbits = read_parquet(args.orbits, {"orbit_id": "int", "member": "int"})
+    gold = gold_answers(orbits, str(args.orbits))
+    embed_fn = sentence_embedder(args.embedder, device=args.embed_device)
+    targets = pairwise_targets(samples, embed_fn, beta=args.beta, source=str(args.samples))
+    stats = target_stats(samples, targets, None, gold, args.task)
+    row = {"round": args.round, "method": args.method, "strategy": "pairwise", "consensus": None,
+           "estimator": None, "beta": args.beta, **stats}
+    reasons = collapse_reasons(stats, args.max_mode_share, args.max_no_answer_share)
+    row["collapsed"] = bool(reasons)
+    row["collapse_reason"] = "; ".join(reasons) if reasons else None
+    if reasons:
+        msg = (f"collapse guard: method {args.method!r} round {args.round} ({args.samples}): "
+               + "; ".join(reasons))
+        if args.on_collapse == "error":
+            raise CollapseError(msg + ". Stopping before further rounds.")
+        log.warning("%s; continuing (--on-collapse warn)", msg)
+    write_parquet(targets, args.out)
+    write_parquet(pd.DataFrame([row]), args.stats)
+    log.info("%s/pairwise round %d: %d orbits, mode share %.3f, no answer %.1f%%; %.1fs",
+             args.method, args.round, stats["n_orbits"], stats["mode_share"],
+             100 * stats["no_answer_share"], time.perf_counter() - t0)
     return 0
