@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     frames = [read_parquet(p, SUMMARY_COLUMNS) for p in args.summaries]
-    table = pd.concat(frames, ignore_index=True)[SUMMARY_COLUMNS]
+    table = pd.concat(frames, ignore_index=True)
+    extra = [c for c in table.columns if c not in SUMMARY_COLUMNS]  # e.g. accuracy_strict
+    table = table[SUMMARY_COLUMNS + extra]
     table = table.sort_values(["method", "round", "seed"], key=_method_order).reset_index(drop=True)
     write_table(table, args.out, args.markdown, args.csv)
     if args.plot is not None:
