@@ -62,6 +62,19 @@ def test_every_artifact_has_its_schema(tiny_run: Path):
     assert list(results.columns) == ["model", "method", "round", "seed", "accuracy", "n"]
     assert results.loc[0, "method"] == "base" and results.loc[0, "round"] == 0
     assert results.loc[0, "accuracy"] == preds["correct"].mean()
+    assert set(zip(results["method"], results["round"])) == {
+        ("base", 0), ("coherence", 1), ("majority", 1), ("rlvr", 1)}
+    for method in ("coherence", "majority", "rlvr"):
+        targets = pd.read_parquet(tiny_run / "targets" / method / "r0.parquet")
+        assert list(targets.columns[:6]) == ["orbit_id", "member", "answer", "count", "q", "reward"]
+        assert targets["reward"].notna().all()
+        policy = tiny_run / "models" / method / "r1"
+        assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in policy.iterdir()}
+        log = pd.read_parquet(tiny_run / "train_logs" / method / "r1.parquet")
+        assert len(log) >= 1 and "reward" in log.columns
+    rounds = pd.read_parquet(tiny_run / "tables" / "rounds.parquet")
+    assert set(rounds["method"]) == {"coherence", "majority", "rlvr"}
+    assert (tiny_run / "tables" / "accuracy_vs_round.png").stat().st_size > 1000
     assert (tiny_run / "tables" / "results.md").read_text().startswith("| model | method |")
     assert (tiny_run / "estimators" / "lp_tables.parquet").exists()
     assert (tiny_run / "synthetic" / "accuracy.png").stat().st_size > 1000
