@@ -112,6 +112,24 @@ def run(args: argparse.Namespace) -> int:
            "consensus": cfg.consensus if cfg.strategy in ("coherence", "majority") else None,
            "estimator": cfg.estimator if cfg.uses_estimator else None,
            "beta": cfg.beta, **stats}
+    write_outputs(args, targets, row, stats, log)
+    log.info("%s/%s round %d: %d groups (%d skipped), mode share %.3f, entropy %.3f nats, "
+             "no answer %.1f%%, consensus accuracy %s; %.1fs", args.method, cfg.strategy, args.round,
+             stats["n_groups"], stats["groups_skipped"], stats["mode_share"], stats["answer_entropy"],
+             100 * stats["no_answer_share"],
+             "n/a" if stats["consensus_accuracy"] != stats["consensus_accuracy"]
+             else f"{stats['consensus_accuracy']:.3f}", time.perf_counter() - t0)
+    return 0
+
+
+
+def write_outputs(args: argparse.Namespace, targets: pd.DataFrame, row: dict, stats: dict,
+                  log) -> None:
+    """Apply the collapse guard to the round's statistics, then write both tables.
+
+    With ``--on-collapse error`` a violated threshold raises :class:`CollapseError`
+    before anything is written, so the method's later rounds do not run.
+    """
     reasons = collapse_reasons(stats, args.max_mode_share, args.max_no_answer_share)
     row["collapsed"] = bool(reasons)
     row["collapse_reason"] = "; ".join(reasons) if reasons else None
@@ -125,14 +143,6 @@ def run(args: argparse.Namespace) -> int:
         log.warning("%s; continuing (--on-collapse warn)", msg)
     write_parquet(targets, args.out)
     write_parquet(pd.DataFrame([row]), args.stats)
-    log.info("%s/%s round %d: %d groups (%d skipped), mode share %.3f, entropy %.3f nats, "
-             "no answer %.1f%%, consensus accuracy %s; %.1fs", args.method, cfg.strategy, args.round,
-             stats["n_groups"], stats["groups_skipped"], stats["mode_share"], stats["answer_entropy"],
-             100 * stats["no_answer_share"],
-             "n/a" if stats["consensus_accuracy"] != stats["consensus_accuracy"]
-             else f"{stats['consensus_accuracy']:.3f}", time.perf_counter() - t0)
-    return 0
-
 
 def _run_pairwise(args: argparse.Namespace, log, t0: float) -> int:
     """Pairwise-GRPO target table (:func:`alft.pairwise.pairwise_targets`) + statistics row."""
@@ -146,17 +156,7 @@ def _run_pairwise(args: argparse.Namespace, log, t0: float) -> int:
     stats = target_stats(samples, targets, None, gold, args.task)
     row = {"round": args.round, "method": args.method, "strategy": "pairwise", "consensus": None,
            "estimator": None, "beta": args.beta, **stats}
-    reasons = collapse_reasons(stats, args.max_mode_share, args.max_no_answer_share)
-    row["collapsed"] = bool(reasons)
-    row["collapse_reason"] = "; ".join(reasons) if reasons else None
-    if reasons:
-        msg = (f"collapse guard: method {args.method!r} round {args.round} ({args.samples}): "
-               + "; ".join(reasons))
-        if args.on_collapse == "error":
-            raise CollapseError(msg + ". Stopping before further rounds.")
-        log.warning("%s; continuing (--on-collapse warn)", msg)
-    write_parquet(targets, args.out)
-    write_parquet(pd.DataFrame([row]), args.stats)
+    write_outputs(args, targets, row, stats, log)
     log.info("%s/pairwise round %d: %d orbits, mode share %.3f, no answer %.1f%%; %.1fs",
              args.method, args.round, stats["n_orbits"], stats["mode_share"],
              100 * stats["no_answer_share"], time.perf_counter() - t0)
