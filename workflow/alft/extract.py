@@ -165,12 +165,17 @@ def _gsm8k_strict(text: str) -> str | None:
     return max(found)[1] if found else None
 
 
-def _gsm8k_flexible(text: str) -> str | None:
+def _last_number(text: str, canonical=canonical_numeric) -> str | None:
+    """The last number in ``text`` that ``canonical`` accepts, canonicalised."""
     for m in reversed(list(_NUM_TOKEN_RE.finditer(text))):
-        v = canonical_numeric(m.group(0))
+        v = canonical(m.group(0))
         if v is not None:
             return v
     return None
+
+
+def _gsm8k_flexible(text: str) -> str | None:
+    return _last_number(text, canonical_numeric)
 
 
 def numbers_in(text: str) -> list[str]:
@@ -253,12 +258,10 @@ def _mathqa_flexible(text: str) -> str | None:
 # ------------------------------------------------------------------------- public
 _STRICT = {"builtin": _builtin_strict, "gsm8k": _gsm8k_strict,
            "triviaqa": _triviaqa_strict, "mathqa": _mathqa_strict}
+
+
 def _builtin_flexible(text: str) -> str | None:
-    for m in reversed(list(_NUM_TOKEN_RE.finditer(text))):
-        v = canonical_number(m.group(0))
-        if v is not None:
-            return v
-    return None
+    return _last_number(text, canonical_number)
 
 
 _FLEXIBLE = {"builtin": _builtin_flexible,
