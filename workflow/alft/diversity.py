@@ -27,7 +27,7 @@ from alft.errors import DataError
 KEYS = ["orbit_id", "member"]
 
 __all__ = ["answer_entropy", "pass_at_k", "pass_at_k_counts", "mark_correct",
-           "diversity_metrics", "summarise"]
+           "diversity_metrics", "summarise", "round_metrics"]
 
 
 def _check(samples: pd.DataFrame, cols: Iterable[str], source: str) -> None:
@@ -150,4 +150,36 @@ def summarise(per_prompt: pd.DataFrame) -> dict[str, float]:
         if col in ("n", "n_answered", "n_correct"):
             continue
         res[col] = float(per_prompt[col].mean()) if len(per_prompt) else float("nan")
+    return res
+
+
+def round_metrics(samples: pd.DataFrame, gold: Mapping[int, str] | None, ks: Iterable[int],
+                  task: str = "builtin", source: str = "samples") -> dict[str, float]:
+    """One policy's diversity row from its samples (slides, "Instantiations": Diversity,
+    R = −H(ν), q* ∝ 1/ν_π): means over prompts of ``entropy`` H(ν̂) (nats, answered
+    samples; prompts without an answer left out), ``distinct`` answers, and with gold
+    labels ``accuracy`` (share of correct samples, = pass@1) and ``pass@k`` for each k
+    in ``ks`` (unbiased estimator); plus ``no_answer_share`` over all samples,
+    ``n_prompts`` and ``n_samples``. Without gold the accuracy and pass@k are NaN.
+
+    ValueError when a k exceeds the samples of some prompt (message names k and n).
+    """
+    ks = sorted({int(k) for k in ks} | {1})
+    _check(samples, [*KEYS, "answer"], source)
+    if len(samples) == 0:
+        raise DataError(f"{source}: no samples")
+    n_min = int(samples.groupby(KEYS).size().min())
+    if ks[-1] > n_min:
+        raise ValueError(f"pass@k: k={ks[-1]} exceeds the {n_min} samples of the smallest prompt "
+                         f"in {source}")
+    if gold:
+        per = diversity_metrics(mark_correct(samples, gold, task), ks, "correct", source=source)
+    else:
+        per = answer_entropy(samples, source=source)
+        per["accuracy"] = np.nan
+        for k in ks:
+            per[f"pass@{k}"] = np.nan
+    res = summarise(per[["entropy", "distinct", "accuracy", *[f"pass@{k}" for k in ks]]])
+    res["n_samples"] = int(len(samples))
+    res["no_answer_share"] = float(_answers(samples).isna().mean())
     return res
