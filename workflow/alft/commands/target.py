@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from alft.commands._common import stage_logger
-from alft.errors import AlftError, ConfigError
+from alft.errors import AlftError, ConfigError, DataError
 from alft.io import read_parquet, write_parquet
 from alft.targets import (CONSENSUS, ESTIMATORS, GM_SMOOTHING, GOLD_COLUMN, TargetConfig,
                           compute_targets, gold_answers, target_stats)
@@ -19,7 +19,9 @@ class CollapseError(AlftError):
     """The collapse guard fired (reported by the CLI without a traceback, exit status 2)."""
 
 
-CLI_STRATEGIES = ("coherence", "majority", "rlvr", "diversity", "pairwise")  # "reward": library only
+CLI_STRATEGIES = ("coherence", "majority", "rlvr", "diversity", "pairwise", "safety")
+# "reward": library only. "safety": the samples are the scored samples of `alft safety-dual`
+# (a `cost` column) and --safety-state its dual state of the same round.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pairwise: sentence-transformers model name or path (default: the packaged "
                         "all-MiniLM-L6-v2, offline)")
     p.add_argument("--embed-device", default="cpu", help="pairwise: device of the embedder")
+    p.add_argument("--safety-state", type=Path, default=None,
+                   help="safety: dual state JSON of this round (alft safety-dual), holding lambda")
+    p.add_argument("--safety-reward", choices=["tilt", "projection"], default="tilt",
+                   help="safety: 'tilt' reward -beta*lambda*c(z) (default), or 'projection' "
+                        "beta*(log nu_hat(z) - lambda*c(z)) with --estimator for log nu_hat")
     p.add_argument("--out", type=Path, required=True, help="targets.parquet")
     p.add_argument("--stats", type=Path, required=True, help="one-row statistics Parquet")
     p.set_defaults(func=run)
@@ -87,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--round must be >= 0, got {args.round}")
     if args.strategy == "pairwise":
         return _run_pairwise(args, log, t0)
+    if args.strategy == "safety":
+        return _run_safety(args, log, t0)
+    if args.safety_state is not None:
+        raise ConfigError(f"--safety-state is for --strategy safety, not {args.strategy!r}")
     cfg = TargetConfig(strategy=args.strategy, consensus=args.consensus, estimator=args.estimator,
                        beta=args.beta, aqp_eps=args.aqp_eps, gm_smoothing=args.gm_smoothing,
                        task=args.task)
@@ -160,4 +171,41 @@ def _run_pairwise(args: argparse.Namespace, log, t0: float) -> int:
     log.info("%s/pairwise round %d: %d orbits, mode share %.3f, no answer %.1f%%; %.1fs",
              args.method, args.round, stats["n_orbits"], stats["mode_share"],
              100 * stats["no_answer_share"], time.perf_counter() - t0)
+    return 0
+
+
+def _run_safety(args: argparse.Namespace, log, t0: float) -> int:
+    """Safety-GRPO target (slides: q* = Proj_C(ν_π), Lagrange multiplier λ as penalty weight):
+    q ∝ ν̂ e^{−λc} at the round's λ (:func:`alft.safety.safety_targets`) + statistics row."""
+    from alft.commands.safety import read_dual_state
+    from alft.safety import PrimalDual, safety_targets
+
+    if args.safety_state is None:
+        raise ConfigError("--strategy safety needs --safety-state, the dual state of this round "
+                          "written by `alft safety-dual`")
+    state = read_dual_state(args.safety_state, args.method, args.round)
+    dual = PrimalDual(tau=state["tau"], eta=state["eta"], lam=state["lam"],
+                      lam_max=state["lam_max"])
+    samples = read_parquet(args.samples, {"orbit_id": "int", "member": "int", "answer": "str",
+                                          "cost": "float"})
+    orbits = read_parquet(args.orbits, {"orbit_id": "int", "member": "int"})
+    gold = gold_answers(orbits, str(args.orbits))
+    if args.safety_reward == "projection" and args.estimator == "euclidean":
+        raise ConfigError("--safety-reward projection estimates beta*log nu_hat: choose --estimator "
+                          "plugin, taylor, minimax_lp or aqp (not euclidean)")
+    try:
+        targets = safety_targets(samples, dual, beta=args.beta, reward=args.safety_reward,
+                                 estimator=args.estimator, aqp_eps=args.aqp_eps)
+    except (ConfigError, DataError) as err:
+        raise type(err)(f"{args.samples}: {err}") from err
+    stats = target_stats(samples, targets, None, gold, args.task)
+    row = {"round": args.round, "method": args.method, "strategy": "safety", "consensus": None,
+           "estimator": args.estimator if args.safety_reward == "projection" else None,
+           "beta": args.beta, **stats, "tau": state["tau"], "lambda": state["lam"],
+           "constraint_value": state["measured"]}
+    write_outputs(args, targets, row, stats, log)
+    log.info("%s/safety round %d: lambda %.4g (E[c] %.4f, tau %.4g), %d groups, mode share %.3f, "
+             "no answer %.1f%%; %.1fs", args.method, args.round, state["lam"], state["measured"],
+             state["tau"], stats["n_groups"], stats["mode_share"], 100 * stats["no_answer_share"],
+             time.perf_counter() - t0)
     return 0
