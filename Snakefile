@@ -18,6 +18,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/evaluate.smk"
 include: "rules/rounds.smk"
+include: "rules/game_rows.smk"
 include: "rules/estimators.smk"
 include: "rules/synthetic.smk"
 

@@ -1,5 +1,6 @@
 # Shared helpers: result paths, input functions and the default targets.
 import os
+import re
 import shlex
 
 import alft
@@ -7,6 +8,11 @@ import alft
 RESULTS = f"results/{config['experiment']}"
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
+# Tables and figures of the run: `tables_dir` lets a layered config (config/game_rows.yaml)
+# share an experiment's models and samples without overwriting its tables.
+TABLES = f"{RESULTS}/{config['tables_dir']}"
+TABLE_LOGS = LOGS if config["tables_dir"] == "tables" else f"{LOGS}/{config['tables_dir']}"
+TABLE_BENCH = BENCH if config["tables_dir"] == "tables" else f"{BENCH}/{config['tables_dir']}"
 DATA = f"{RESULTS}/data"
 ALFT_ENV = "../workflow/envs/alft.yaml"  # conda env for --use-conda (relative to rules/)
 VERSION = alft.__version__  # in params: a new package version reruns the stages
@@ -137,14 +143,75 @@ def evaluated_models():
 
 
 def all_targets():
-    """Final outputs of the default run (`rule all`)."""
+    """Final outputs of the default run (`rule all`), plus the safety and diversity
+    tables when `rounds.methods` runs such methods (game_row_targets)."""
     return [
-        f"{RESULTS}/tables/results.parquet",
-        f"{RESULTS}/tables/results.md",
-        f"{RESULTS}/tables/accuracy_vs_round.png",
-        f"{RESULTS}/tables/rounds.parquet",
+        f"{TABLES}/results.parquet",
+        f"{TABLES}/results.md",
+        f"{TABLES}/accuracy_vs_round.png",
+        f"{TABLES}/rounds.parquet",
         f"{RESULTS}/samples/base/r0.parquet",
+        *game_row_targets(),
     ]
+
+
+# ------------------------------------------- Safety-GRPO and Diversity-GRPO rounds
+def methods_with(strategy, only_run=True):
+    """Methods whose target strategy is `strategy`: those of `rounds.methods`, or
+    (only_run=False) every method defined under `methods`."""
+    names = run_methods() if only_run else list(config["methods"])
+    return [m for m in names if config["methods"][m]["strategy"] == strategy]
+
+
+def method_regex(names):
+    """A wildcard regex matching exactly `names` (nothing at all when empty)."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
+
+def rounds_through_R():
+    """Policies π_0 … π_R: the metrics tables have one row per policy."""
+    return range(config["rounds"]["R"] + 1)
+
+
+def game_row_targets():
+    """Safety and diversity tables/figures, each only when such a method runs."""
+    out = []
+    if methods_with("safety"):
+        out += [f"{TABLES}/safety.{ext}" for ext in ("parquet", "md", "csv")]
+        out.append(f"{TABLES}/safety_vs_round.png")
+    if methods_with("diversity"):
+        out += [f"{TABLES}/diversity.{ext}" for ext in ("parquet", "md", "csv")]
+        out.append(f"{TABLES}/diversity_vs_round.png")
+    return out
+
+
+def safety_dual_inputs(wildcards):
+    """Inputs of round r's dual step: the samples of π_r, the orbits, the dual state of
+    round r-1 (r >= 1: λ is carried from round to round) and the harmful-prompt file."""
+    inputs = {"samples": samples_of(wildcards), "orbits": f"{RESULTS}/orbits/orbits.parquet"}
+    r = int(wildcards.r)
+    if r > 0:
+        inputs["state_in"] = f"{RESULTS}/safety/{wildcards.method}/r{r - 1}_state.json"
+    if config["safety"]["harmful_prompts"]:
+        inputs["harmful"] = config["safety"]["harmful_prompts"]
+    return inputs
+
+
+def safety_dual_flags(wildcards, input):
+    """--state-in (rounds >= 1) and --harmful-prompts, as shell text."""
+    flags = []
+    if "state_in" in input.keys():
+        flags.append(f"--state-in {shlex.quote(input.state_in)}")
+    if "harmful" in input.keys():
+        flags.append(f"--harmful-prompts {shlex.quote(input.harmful)}")
+    return " ".join(flags)
+
+
+def eval_summary_of(wildcards):
+    """Greedy evaluation summary of π_r (round 0: the base model's, shared)."""
+    if int(wildcards.r) == 0:
+        return f"{RESULTS}/eval/base/r0/summary.parquet"
+    return f"{RESULTS}/eval/{wildcards.method}/r{wildcards.r}/summary.parquet"
 
 
 def dataset_files():

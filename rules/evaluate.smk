@@ -98,16 +98,16 @@ rule results:
     input:
         [f"{RESULTS}/eval/{m}/r{r}/summary.parquet" for m, r in evaluated_models()],
     output:
-        parquet=f"{RESULTS}/tables/results.parquet",
-        markdown=f"{RESULTS}/tables/results.md",
-        csv=f"{RESULTS}/tables/results.csv",
-        plot=f"{RESULTS}/tables/accuracy_vs_round.png",
+        parquet=f"{TABLES}/results.parquet",
+        markdown=f"{TABLES}/results.md",
+        csv=f"{TABLES}/results.csv",
+        plot=f"{TABLES}/accuracy_vs_round.png",
     conda:
         ALFT_ENV
     log:
-        f"{LOGS}/results.log",
+        f"{TABLE_LOGS}/results.log",
     benchmark:
-        f"{BENCH}/results.tsv"
+        f"{TABLE_BENCH}/results.tsv"
     shell:
         "alft results --summaries {input:q} --out {output.parquet:q}"
         " --markdown {output.markdown:q} --csv {output.csv:q} --plot {output.plot:q}"

@@ -120,14 +120,14 @@ rule rounds_table:
             for r in range(config["rounds"]["R"])
         ],
     output:
-        parquet=f"{RESULTS}/tables/rounds.parquet",
-        markdown=f"{RESULTS}/tables/rounds.md",
+        parquet=f"{TABLES}/rounds.parquet",
+        markdown=f"{TABLES}/rounds.md",
     conda:
         ALFT_ENV
     log:
-        f"{LOGS}/rounds_table.log",
+        f"{TABLE_LOGS}/rounds_table.log",
     benchmark:
-        f"{BENCH}/rounds_table.tsv"
+        f"{TABLE_BENCH}/rounds_table.tsv"
     shell:
         "alft collect --inputs {input:q} --out {output.parquet:q}"
         " --markdown {output.markdown:q} > {log:q} 2>&1"
