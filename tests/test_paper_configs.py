@@ -34,6 +34,7 @@ def test_paper_configs_exist():
     for task in ("gsm8k", "mathqa"):
         for model in ("qwen2.5-7b", "llama3.1-8b"):
             assert f"minimax_lp_{task}_{model}" in names
+    assert "safety_detoxify_triviaqa_qwen2.5-3b" in names
 
 
 @pytest.mark.parametrize("cfg", PAPER, ids=[p.stem for p in PAPER])
@@ -48,7 +49,14 @@ def test_paper_config_dry_run(cfg, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "base_model" not in out  # π0 is model.base, not trained here
-    for rule in ("data", "orbits", "sample", "target", "policy", "evaluate", "results"):
+    strategies = {c["methods"][m]["strategy"] for m in c["rounds"]["methods"]}
+    rules = ["data", "orbits", "sample", "policy", "evaluate", "results"]
+    if strategies - {"safety"}:
+        rules.append("target")
+    if "safety" in strategies:  # Safety-GRPO: dual step, its target step, the safety table
+        rules += ["safety_dual", "safety_target", "safety_table"]
+        assert f"--scorer {c['safety']['scorer']}" in out
+    for rule in rules:
         assert f"rule {rule}:" in out or f"\n{rule} " in out, rule
     assert f"--task {c['task']}" in out and "--paraphraser llm" in out
     assert f"alft evaluate --policy {c['model']['base']}" in out
