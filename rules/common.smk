@@ -109,6 +109,27 @@ def samples_of(wildcards):
     return f"{RESULTS}/samples/{wildcards.method}/r{wildcards.r}.parquet"
 
 
+def round_orbits(wildcards):
+    """The orbits of round r (rounds.orbits_per_round of them; all when 0)."""
+    return f"{RESULTS}/orbits/r{wildcards.r}.parquet"
+
+
+def policy_orbits(wildcards):
+    """The policy step producing π_r trains on round r-1's orbits (those its targets cover)."""
+    return f"{RESULTS}/orbits/r{int(wildcards.r) - 1}.parquet"
+
+
+def method_seed(wildcards):
+    """A method's own seed (methods.<m>.seed), else the top-level seed; the base model's is the latter."""
+    m = config["methods"].get(wildcards.method, {})
+    return m.get("seed") if m.get("seed") is not None else config["seed"]
+
+
+def round_seed(wildcards):
+    """Seed of round r's sampling and policy step."""
+    return method_seed(wildcards) * 1000 + int(wildcards.r)
+
+
 def method_cfg(wildcards):
     return config["methods"][wildcards.method]
 

@@ -46,12 +46,12 @@ EVALUATE_SHELL = (
 rule sample:
     input:
         policy=policy_dir,
-        orbits=rules.orbits.output.orbits,
+        orbits=round_orbits,
     output:
         f"{RESULTS}/samples/{{method}}/r{{r}}.parquet",
     params:
         s=config["sampling"],
-        seed=lambda wildcards: config["seed"] * 1000 + int(wildcards.r),
+        seed=round_seed,
         vllm=vllm_args(),
         version=VERSION,
         **REAL_MODEL_PARAMS,
@@ -77,7 +77,7 @@ rule evaluate:
         summary=f"{RESULTS}/eval/{{method}}/r{{r}}/summary.parquet",
     params:
         e=config["evaluate"],
-        seed=config["seed"],
+        seed=method_seed,
         vllm=vllm_args(),
         version=VERSION,
         **REAL_MODEL_PARAMS,
@@ -102,6 +102,8 @@ rule results:
         markdown=f"{TABLES}/results.md",
         csv=f"{TABLES}/results.csv",
         plot=f"{TABLES}/accuracy_vs_round.png",
+        summary=f"{TABLES}/results_by_method.parquet",
+        summary_md=f"{TABLES}/results_by_method.md",
     conda:
         ALFT_ENV
     log:
@@ -111,4 +113,4 @@ rule results:
     shell:
         "alft results --summaries {input:q} --out {output.parquet:q}"
         " --markdown {output.markdown:q} --csv {output.csv:q} --plot {output.plot:q}"
-        " > {log:q} 2>&1"
+        " --summary {output.summary:q} > {log:q} 2>&1"

@@ -59,10 +59,29 @@ POLICY_SHELL = (
 
 
 
+rule round_orbits:
+    input:
+        orbits=rules.orbits.output.orbits,
+    output:
+        f"{RESULTS}/orbits/r{{r}}.parquet",
+    params:
+        per_round=config["rounds"]["orbits_per_round"],
+        version=VERSION,
+    conda:
+        ALFT_ENV
+    log:
+        f"{LOGS}/round_orbits/r{{r}}.log",
+    benchmark:
+        f"{BENCH}/round_orbits/r{{r}}.tsv"
+    shell:
+        "alft round-orbits --orbits {input.orbits:q} --round {wildcards.r}"
+        " --per-round {params.per_round} --out {output:q} > {log:q} 2>&1"
+
+
 rule target:
     input:
         samples=samples_of,
-        orbits=rules.orbits.output.orbits,
+        orbits=round_orbits,
     output:
         targets=f"{RESULTS}/targets/{{method}}/r{{r}}.parquet",
         stats=f"{RESULTS}/targets/{{method}}/r{{r}}_stats.parquet",
@@ -86,14 +105,14 @@ rule policy:
     input:
         unpack(previous_round),
         **REFERENCE_INPUT,
-        orbits=rules.orbits.output.orbits,
+        orbits=policy_orbits,
     output:
         model=directory(f"{RESULTS}/models/{{method}}/r{{r}}"),
         log=f"{RESULTS}/train_logs/{{method}}/r{{r}}.parquet",
     params:
         m=method_cfg,
         p=config["policy"],
-        seed=lambda wildcards: config["seed"] * 1000 + int(wildcards.r),
+        seed=round_seed,
         version=VERSION,
         **REAL_POLICY_PARAMS,
     # One torch thread per policy step: on CPU, generation-bound GRPO steps of a tiny

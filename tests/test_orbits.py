@@ -47,3 +47,31 @@ def test_paraphrase_check_catches_changed_numbers_and_answers():
     flipped = builtin.Problem("Ann", "pens", 10, "-", 5, "+", 3, 0, 1)  # same numbers, other answer
     assert check_builtin_paraphrase(p, builtin.render(flipped, 1)) == "answer_changed"
     assert check_builtin_paraphrase(p, "Ann has pens.") == "unparsable"
+
+
+def test_round_orbit_ids_give_fresh_blocks_then_cycle():
+    from alft.orbits import round_orbit_ids
+
+    ids = [7, 3, 3, 9, 1, 5, 2, 8]  # 7 distinct orbits, repeated member rows collapse
+    assert round_orbit_ids(ids, 0, 3) == [1, 2, 3]
+    assert round_orbit_ids(ids, 1, 3) == [5, 7, 8]
+    assert round_orbit_ids(ids, 2, 3) == [1, 2, 3]  # 2 whole blocks: round 2 cycles back
+    assert round_orbit_ids(ids, 5, 0) == [1, 2, 3, 5, 7, 8, 9]  # 0: every orbit
+    with pytest.raises(ValueError, match="orbits_per_round = 8 exceeds the 7"):
+        round_orbit_ids(ids, 0, 8)
+
+
+def test_round_orbits_cli_keeps_whole_orbits(tmp_path, train):
+    from alft.cli import main
+    from alft.io import read_parquet, write_parquet
+
+    orbits = builtin_orbits(train, size=3, seed=0)
+    write_parquet(orbits, tmp_path / "orbits.parquet")
+    assert main(["round-orbits", "--orbits", str(tmp_path / "orbits.parquet"), "--round", "1",
+                 "--per-round", "10", "--out", str(tmp_path / "r1.parquet")]) == 0
+    r1 = read_parquet(tmp_path / "r1.parquet")
+    assert sorted(r1["orbit_id"].unique()) == list(range(10, 20))
+    assert len(r1) == 30 and (r1.groupby("orbit_id").size() == 3).all()
+    assert main(["round-orbits", "--orbits", str(tmp_path / "orbits.parquet"), "--round", "0",
+                 "--per-round", "31", "--out", str(tmp_path / "bad.parquet")]) == 2
+    assert not (tmp_path / "bad.parquet").exists()

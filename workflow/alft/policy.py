@@ -399,7 +399,11 @@ def run_policy_step(policy_dir: str | os.PathLike, reference_dir: str | os.PathL
                  cfg.batch_size, cfg.num_generations, cfg.learning_rate, cfg.kl_coef, cfg.paper_beta)
         trainer.train()
         history = log_history_frame(trainer.state.log_history)
-        bad = [c for c in ("loss", "reward") if c in history and not np.isfinite(history[c]).all()]
+        # TRL logs the reward only at steps that generate (every num_iterations steps): a missing
+        # value is NaN there, so only infinities (or a loss/reward never logged) count as bad.
+        bad = [c for c in ("loss", "reward") if c in history and
+               (np.isinf(history[c]).any() or history[c].isna().all() or
+                (c == "loss" and history[c].isna().any()))]
         if bad:
             raise DataError(f"policy step produced non-finite {bad} (see the training log); no model written")
         with atomic_dir(out_dir) as tmp:

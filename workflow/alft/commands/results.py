@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", type=Path, default=None)
     p.add_argument("--plot", type=Path, default=None,
                    help="PNG: greedy test accuracy vs round, one line per method")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="Parquet (+ .md next to it): mean, sd, min, max and n over seeds per method and "
+                        "round, with the gain over the base model")
     p.set_defaults(func=run)
 
     c = sub.add_parser("collect", help="concatenate one-row statistics tables into one table")
@@ -32,13 +36,46 @@ def run(args: argparse.Namespace) -> int:
     frames = [read_parquet(p, SUMMARY_COLUMNS) for p in args.summaries]
     table = pd.concat(frames, ignore_index=True)
     extra = [c for c in table.columns if c not in SUMMARY_COLUMNS]  # e.g. accuracy_strict
-    table = table[SUMMARY_COLUMNS + extra]
+    table = replicates(table[SUMMARY_COLUMNS + extra])
     table = table.sort_values(["method", "round", "seed"], key=_method_order).reset_index(drop=True)
     write_table(table, args.out, args.markdown, args.csv)
     if args.plot is not None:
         plot_accuracy(table, args.plot)
     print(table.to_string(index=False))
+    if args.summary is not None:
+        summary = seed_summary(table)
+        write_table(summary, args.summary, args.summary.with_suffix(".md"))
+        print(summary.to_string(index=False))
     return 0
+
+
+REPLICATE = re.compile(r"^(?P<method>[a-z][a-z0-9_]*?)_s(?P<seed>\d+)$")
+
+
+def replicates(table: pd.DataFrame) -> pd.DataFrame:
+    """Methods named ``<method>_s<k>`` are seed ``k`` of ``<method>``: split the name into both columns."""
+    out = table.copy()
+    for i, name in out["method"].items():
+        m = REPLICATE.match(str(name))
+        if m:
+            out.at[i, "method"] = m["method"]
+            out.at[i, "seed"] = int(m["seed"])
+    return out
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy over seeds per method and round, and its gain over the base model (same seed's base
+    if the base was replicated, else the single base)."""
+    base = table[table["method"] == "base"].set_index("seed")["accuracy"]
+    rows = table.copy()
+    rows["gain"] = [a - (base[s] if s in base.index else base.mean()) for a, s in zip(rows["accuracy"],
+                                                                                   rows["seed"])]
+    g = rows.groupby(["method", "round"], sort=False)
+    out = g["accuracy"].agg(["mean", "std", "min", "max", "count"]).join(g["gain"].mean().rename("gain_mean"))
+    out = out.reset_index().rename(columns={"mean": "accuracy_mean", "std": "accuracy_sd",
+                                            "min": "accuracy_min", "max": "accuracy_max", "count": "n_seeds"})
+    out["accuracy_sd"] = out["accuracy_sd"].fillna(0.0)
+    return out.sort_values(["method", "round"], key=_method_order).reset_index(drop=True)
 
 
 def run_collect(args: argparse.Namespace) -> int:
