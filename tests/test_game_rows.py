@@ -412,14 +412,15 @@ def test_game_row_rules_run_on_round0(tmp_path, files):
             os.utime(p, (stamp + 10 * i, stamp + 10 * i))
     cfg = tmp_path / "gr.yaml"
     cfg.write_text(yaml.safe_dump({
-        "experiment": "gr", "rounds": {"R": 1, "methods": ["safety", "diversity_plugin"]},
+        "experiment": "gr",
+        "rounds": {"R": 1, "orbits_per_round": 0, "methods": ["safety", "diversity_plugin"]},
         "sampling": {"k": 4}, "diversity": {"pass_k": [1, 2]},
         "safety": {"tau": 0.1, "lambda0": 0.5}, "guard": {"on_collapse": "warn"}}))
     targets = ["results/gr/targets/safety/r0.parquet", "results/gr/safety/safety/r0_metrics.parquet",
                "results/gr/targets/diversity_plugin/r0.parquet",
                "results/gr/diversity/diversity_plugin/r0.parquet"]
     proc = snakemake(*targets, "--cores", "1", "--configfile", str(GAME_ROWS), "--configfile",
-                     str(cfg), "--allowed-rules", "safety_dual", "safety_target", "target",
+                     str(cfg), "--allowed-rules", "safety_dual", "safety_target", "target", "round_orbits",
                      "diversity_metrics", cwd=work)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = json.loads((res / "safety" / "safety" / "r0_state.json").read_text())
