@@ -282,3 +282,24 @@ def test_cli_collapse_guard(tmp_path, capsys):
     assert main(base + ["--max-mode-share", "0.2", "--on-collapse", "warn"]) == 0
     row = pd.read_parquet(stats)
     assert row["collapsed"].item() and "mode share" in row["collapse_reason"].item()
+
+
+def test_rlvr_triviaqa_aliases_all_count_as_the_gold():
+    from alft.targets import gold_aliases
+
+    data = {0: {0: ["the beatles", "beatles", "rolling stones", None],
+                1: ["fab four", "beatles", "the who", "the who"]}}
+    s = make_samples(data)
+    orbits = make_orbits(data, {0: "The Beatles"})
+    orbits["aliases"] = [np.array(["The Beatles", "Fab Four"]), np.array(["Beatles"])]
+    aliases = gold_aliases(orbits)
+    assert aliases == {0: ["The Beatles", "Fab Four", "Beatles"]}
+    t, _ = compute_targets(s, TargetConfig("rlvr", task="triviaqa"), gold={0: "The Beatles"},
+                           aliases=aliases)
+    check_invariants(t)
+    r = as_dict(group(t, 0, SHARED), "reward")
+    assert r["fab four"] == 1.0 and r["the beatles"] == 1.0 and r["beatles"] == 1.0
+    assert r["rolling stones"] == 0.0 and r["the who"] == 0.0 and r[None] == 0.0
+    t0, _ = compute_targets(s, TargetConfig("rlvr", task="triviaqa"), gold={0: "The Beatles"})
+    assert as_dict(group(t0, 0, SHARED), "reward")["fab four"] == 0.0  # without the aliases
+    assert gold_aliases(orbits.drop(columns="aliases")) is None

@@ -332,7 +332,7 @@ def _reward_rows(g: _Group, cfg: TargetConfig, reward_fn: Callable[[str], float]
     return rows + [_row(g, None, g.n_none, 0.0, min(r.values()))]
 
 
-def _rlvr_rows(g: _Group, gold: str, task: str) -> list[dict]:
+def _rlvr_rows(g: _Group, gold: str, task: str, aliases: list[str] | None = None) -> list[dict]:
     """RLVR: q = δ_g (slides' table), reward 1[E(y) = g].
 
     The exact best response q* ∝ exp(1[z = g]/(β ν(g))) (alft.game) has
@@ -342,7 +342,8 @@ def _rlvr_rows(g: _Group, gold: str, task: str) -> list[dict]:
     mass over every unseen answer, which a finite table cannot list; δ_g can.
     """
     pooled = g.pooled
-    matched = [z for z in pooled if answers_match(z, gold, task)]
+    accepted = [gold, *(aliases or [])]  # TriviaQA: every accepted alias of the answer counts
+    matched = [z for z in pooled if answers_match(z, accepted if aliases else gold, task)]
     listed = dict(pooled)
     if gold not in listed and not matched:
         listed[gold] = 0
@@ -375,10 +376,27 @@ def gold_answers(orbits: pd.DataFrame | None, source: str = "orbits",
     return gold or None
 
 
+def gold_aliases(orbits: pd.DataFrame | None, column: str = "aliases") -> dict[int, list[str]] | None:
+    """Accepted answer aliases per orbit (TriviaQA's ``aliases`` list column), for ``rlvr`` only."""
+    if orbits is None or column not in orbits.columns:
+        return None
+    out: dict[int, list[str]] = {}
+    for o, vals in orbits.groupby("orbit_id")[column]:
+        merged: list[str] = []
+        for v in vals:
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                continue
+            merged += [str(a) for a in (v if isinstance(v, (list, tuple, np.ndarray)) else [v])]
+        if merged:
+            out[int(o)] = list(dict.fromkeys(merged))
+    return out or None
+
+
 def compute_targets(samples: pd.DataFrame, config: TargetConfig,
                     gold: Mapping[int, str] | None = None,
                     reward_fn: Callable[[str], float] | None = None,
                     source: str = "samples",
+                    aliases: Mapping[int, list[str]] | None = None,
                     logger: logging.Logger | None = None) -> tuple[pd.DataFrame, TargetReport]:
     """The target table (``TARGET_COLUMNS``) for ``samples`` under ``config``.
 
@@ -404,7 +422,8 @@ def compute_targets(samples: pd.DataFrame, config: TargetConfig,
         report.n_groups += 1
         s = config.strategy
         if s == "rlvr":
-            rows += _rlvr_rows(g, gold[g.orbit_id], config.task)
+            rows += _rlvr_rows(g, gold[g.orbit_id], config.task,
+                               (aliases or {}).get(g.orbit_id))
             continue
         if not g.pooled:
             report.skipped.append((g.orbit_id, g.member))

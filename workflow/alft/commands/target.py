@@ -12,7 +12,7 @@ from alft.commands._common import stage_logger
 from alft.errors import AlftError, ConfigError, DataError
 from alft.io import read_parquet, write_parquet
 from alft.targets import (CONSENSUS, ESTIMATORS, GM_SMOOTHING, GOLD_COLUMN, TargetConfig,
-                          compute_targets, gold_answers, target_stats)
+                          compute_targets, gold_aliases, gold_answers, target_stats)
 
 
 class CollapseError(AlftError):
@@ -112,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
         log.warning("%d orbit id(s) in %s are not in %s (first: %s)", len(unknown), args.samples,
                     args.orbits, unknown[0])
     try:
-        targets, report = compute_targets(samples, cfg, gold if cfg.strategy == "rlvr" else None,
-                                          source=str(args.samples), logger=log)
+        rlvr = cfg.strategy == "rlvr"
+        targets, report = compute_targets(samples, cfg, gold if rlvr else None, source=str(args.samples),
+                                          aliases=gold_aliases(orbits) if rlvr else None, logger=log)
     except ConfigError as err:
         if str(args.samples) in str(err):
             raise
