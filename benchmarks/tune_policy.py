@@ -28,7 +28,7 @@ import torch
 from alft.basemodel import greedy_complete
 from alft.extract import answers_match, extract_answer
 from alft.policy import PolicyStepConfig, run_policy_step
-from alft.rewards import TargetTableReward
+from alft.rewards import GroundTruthReward, TargetTableReward
 from alft.tasks import format_prompt
 from alft.tasks.builtin import make_splits
 
@@ -63,6 +63,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("results/default"))
     ap.add_argument("--method", default="coherence", help="targets/<method>/r0.parquet to train against")
+    ap.add_argument("--train", choices=["orbits", "fresh"], default="orbits",
+                    help="orbits: the run's orbit table (first --n-orbits orbits, all members); fresh: "
+                         "steps x batch / K new questions, one prompt each, ground-truth reward "
+                         "(--method rlvr only): no problem is seen twice")
+    ap.add_argument("--n-orbits", type=int, default=0, help="orbits: use orbit ids < N (0: all)")
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--batch-size", type=int, default=40)
@@ -84,10 +89,24 @@ def main() -> None:
 
     dev = dev_set(args.results / "data", args.n_fresh, args.dev_seed)
     base = str(args.results / "models" / "base")
-    orbits = pd.read_parquet(args.results / "orbits" / "orbits.parquet")
-    if args.method != "rlvr":
-        orbits = orbits.drop(columns=["answer"], errors="ignore")
-    reward = TargetTableReward.from_parquet(args.results / "targets" / args.method / "r0.parquet")
+    if args.train == "fresh":
+        if args.method != "rlvr":
+            ap.error("--train fresh has labels only: use --method rlvr")
+        n = args.steps * args.batch_size // args.num_generations
+        fresh = make_splits(args.dev_seed + 1, 0, 0, 2 * n + 100, 0)["val"]
+        seen = set(map(tuple, dev[KEY].itertuples(index=False)))
+        fresh = fresh[[tuple(r) not in seen for r in fresh[KEY].itertuples(index=False)]].head(n)
+        orbits = pd.DataFrame({"orbit_id": range(len(fresh)), "member": 0,
+                               "prompt": [format_prompt(q) for q in fresh["question"]],
+                               "answer": fresh["answer"].tolist()})
+        reward = GroundTruthReward("builtin")
+    else:
+        orbits = pd.read_parquet(args.results / "orbits" / "orbits.parquet")
+        if args.n_orbits > 0:
+            orbits = orbits[orbits["orbit_id"] < args.n_orbits]
+        if args.method != "rlvr":
+            orbits = orbits.drop(columns=["answer"], errors="ignore")
+        reward = TargetTableReward.from_parquet(args.results / "targets" / args.method / "r0.parquet")
     cfg = PolicyStepConfig(learning_rate=args.lr, max_steps=args.steps, batch_size=args.batch_size,
                            num_generations=args.num_generations, kl_coef=args.kl_coef,
                            temperature=args.temperature, num_iterations=args.num_iterations,
