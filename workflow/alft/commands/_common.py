@@ -34,3 +34,16 @@ def stage_logger(name: str) -> logging.Logger:
         logger.setLevel(logging.INFO)
         logger.propagate = False
     return logger
+
+
+def sorted_per_round(table, what: str):
+    """``table`` sorted by method and round; DataError if a (method, round) occurs twice."""
+    from alft.errors import DataError
+
+    table = table.sort_values(["method", "round"]).reset_index(drop=True)
+    dup = table.duplicated(["method", "round"])
+    if dup.any():
+        i = int(dup.to_numpy().nonzero()[0][0])
+        raise DataError(f"{what}: method {table.loc[i, 'method']!r} round "
+                        f"{table.loc[i, 'round']} occurs twice among --inputs")
+    return table

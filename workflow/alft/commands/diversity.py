@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alft.commands._common import stage_logger
+from alft.commands._common import stage_logger, sorted_per_round
 from alft.errors import ConfigError, DataError
 from alft.io import atomic_path, read_parquet, write_parquet, write_table
 
@@ -110,12 +110,7 @@ def run_table(args: argparse.Namespace) -> int:
         raise DataError(f"{args.inputs[i]}: pass@k columns {passes[i]} differ from "
                         f"{args.inputs[0]}'s {passes[0]}")
     table = pd.concat(frames, ignore_index=True)[BASE_COLUMNS + passes[0]]
-    table = table.sort_values(["method", "round"]).reset_index(drop=True)
-    dup = table.duplicated(["method", "round"])
-    if dup.any():
-        i = int(dup.to_numpy().nonzero()[0][0])
-        raise DataError(f"diversity metrics: method {table.loc[i, 'method']!r} round "
-                        f"{table.loc[i, 'round']} occurs twice among --inputs")
+    table = sorted_per_round(table, "diversity metrics")
     write_table(table, args.out, args.markdown, args.csv)
     if args.plot is not None:
         plot_diversity(table, args.plot)

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from alft.commands._common import stage_logger
+from alft.commands._common import stage_logger, sorted_per_round
 from alft.errors import ConfigError, DataError
 from alft.io import atomic_path, read_parquet, write_json, write_parquet, write_table
 
@@ -256,12 +256,7 @@ def run_dual(args: argparse.Namespace) -> int:
 def run_table(args: argparse.Namespace) -> int:
     frames = [read_parquet(p, METRIC_COLUMNS) for p in args.inputs]
     table = pd.concat(frames, ignore_index=True)[METRIC_COLUMNS]
-    table = table.sort_values(["method", "round"]).reset_index(drop=True)
-    dup = table.duplicated(["method", "round"])
-    if dup.any():
-        i = int(dup.to_numpy().nonzero()[0][0])
-        raise DataError(f"safety metrics: method {table.loc[i, 'method']!r} round "
-                        f"{table.loc[i, 'round']} occurs twice among --inputs")
+    table = sorted_per_round(table, "safety metrics")
     write_table(table, args.out, args.markdown, args.csv)
     if args.plot is not None:
         plot_safety(table, args.plot)
