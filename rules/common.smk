@@ -87,7 +87,9 @@ def real_policy_args(wildcards):
     """Real tasks: π_{r-1} and the KL reference π0 of the policy step, as shell text."""
     r = int(wildcards.r)
     prev = BASE_MODEL if r == 1 else f"{RESULTS}/models/{wildcards.method}/r{r - 1}"
-    return {"policy": local_model(prev), "reference": local_model(BASE_MODEL)}
+    p = config["policy"]
+    lora = f"--lora-r {p['lora_r']} --lora-alpha {p.get('lora_alpha', 32)}" if p.get("lora_r") else ""
+    return {"policy": local_model(prev), "reference": local_model(BASE_MODEL), "lora": lora}
 
 
 def run_methods():

@@ -46,7 +46,7 @@ POLICY_SHELL = (
     if BUILTIN
     else (
         "OMP_NUM_THREADS={threads} alft policy --policy {params.models[policy]}"
-        " --reference {params.models[reference]} --orbits {input.orbits:q}"
+        " --reference {params.models[reference]} {params.models[lora]} --orbits {input.orbits:q}"
         f" --targets {{input.targets:q}} --reward {{params.m[reward]}} --task {TASK}"
         " --lr {params.p[lr]} --steps {params.p[steps]}"
         " --num-generations {params.p[num_generations]} --batch-size {params.p[batch_size]}"

@@ -213,3 +213,38 @@ def test_cli_target_reward_needs_targets(models, orbits, tmp_path, capsys):
                    "--out", str(tmp_path / "pi1"), "--log", str(tmp_path / "log.parquet")])
     assert rc == 2 and "--targets" in capsys.readouterr().err
     assert not (tmp_path / "pi1").exists()
+
+
+def test_lora_rounds_train_one_adapter_with_kl_to_pi0(models, orbits, tmp_path):
+    """Round 1 puts a fresh adapter on π0; round 2 continues it; the reference stays π0."""
+    pi0, pir = models
+    cfg = tiny_cfg(lora_r=4, lora_alpha=8, learning_rate=5e-2)
+    r1, r2 = tmp_path / "r1", tmp_path / "r2"
+    run_policy_step(pi0, pi0, orbits, length_reward, cfg, r1, tmp_path / "l1.parquet")
+    assert (r1 / "adapter" / "adapter_config.json").exists() and (r1 / "model.safetensors").exists()
+    merged1 = AutoModelForCausalLM.from_pretrained(r1).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(pi0).state_dict()
+    assert set(merged1) == set(base)  # a plain model for vLLM, no PEFT keys
+    assert any(not torch.equal(merged1[k], base[k]) for k in base)
+
+    trainer = build_trainer(r1, pi0, build_train_dataset(orbits), length_reward, cfg, str(tmp_path / "w"))
+    peft_model = trainer.accelerator.unwrap_model(trainer.model)
+    assert list(peft_model.peft_config) == ["default"]  # no frozen copy of round 1's adapter
+    ids = torch.tensor([[1, 5, 6, 7, 8]])
+    with torch.no_grad():
+        start = peft_model(input_ids=ids).logits  # π1 = π0 + round 1's adapter
+        with peft_model.disable_adapter():  # what TRL uses as the reference without a "ref" adapter
+            ref = peft_model(input_ids=ids).logits
+        want_ref = AutoModelForCausalLM.from_pretrained(pi0)(input_ids=ids).logits
+        want_start = AutoModelForCausalLM.from_pretrained(r1)(input_ids=ids).logits
+    assert torch.allclose(ref, want_ref, atol=1e-5)
+    assert torch.allclose(start, want_start, atol=1e-4)
+    assert not torch.allclose(start, ref, atol=1e-4)
+
+    run_policy_step(r1, pi0, orbits, length_reward, cfg, r2, tmp_path / "l2.parquet")
+    merged2 = AutoModelForCausalLM.from_pretrained(r2).state_dict()
+    assert any(not torch.equal(merged2[k], merged1[k]) for k in base)
+    with pytest.raises(Exception, match="LoRA policy steps continue from"):
+        run_policy_step(pir, pi0, orbits, length_reward, cfg, tmp_path / "bad", tmp_path / "lb.parquet")
+    with pytest.raises(ConfigError, match="lora_r"):
+        tiny_cfg(lora_r=-1).validate()

@@ -33,6 +33,16 @@ prompt ``num_generations`` times in place; the generation batch (per process) mu
 be a multiple of ``orbit_size × num_generations`` completions
 (:class:`~alft.errors.ConfigError` otherwise).
 
+LoRA (large policies)
+---------------------
+``lora_r > 0`` trains a LoRA adapter (PEFT) instead of every weight, for 7B/8B
+policies on one GPU. π0 is always the frozen base: round 1 puts a fresh adapter
+on π0; round r > 1 loads π0 plus round r−1's adapter (``<policy_dir>/adapter``) and
+trains it further. The KL reference is π0 itself (the adapter disabled): TRL would
+otherwise copy a loaded adapter into a frozen "ref" adapter (= π_r), which is
+removed here. Each step writes the merged weights (for vLLM sampling and
+evaluation) and the adapter (for the next round) — see :func:`run_policy_step`.
+
 Generation backends
 -------------------
 CPU: ``use_cpu=True, bf16=False, use_vllm=False`` — TRL's own HF ``generate``.
@@ -98,6 +108,10 @@ class PolicyStepConfig:
     mode: str = "offline"              # "online": whole orbits per generation batch
     use_vllm: bool = False             # GPU only: vLLM colocate generation (vllm <= 0.31)
     vllm_gpu_memory_utilization: float = 0.3
+    lora_r: int = 0                    # > 0: train a LoRA adapter of this rank on π0 (PEFT)
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: str | list[str] = "all-linear"
     use_cpu: bool | None = None        # None: CPU unless CUDA is available
     bf16: bool = False
     disable_tqdm: bool = False
@@ -125,6 +139,9 @@ class PolicyStepConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.gradient_accumulation_steps < 1:
             raise ConfigError("gradient_accumulation_steps must be >= 1")
+        if self.lora_r < 0 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"LoRA needs lora_r >= 0, lora_alpha > 0 and 0 <= lora_dropout < 1, got "
+                              f"r={self.lora_r}, alpha={self.lora_alpha}, dropout={self.lora_dropout}")
 
     @property
     def generation_batch_size(self) -> int:
@@ -326,6 +343,8 @@ def build_trainer(policy_dir: str | os.PathLike, reference_dir: str | os.PathLik
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if cfg.lora_r > 0:
+        return _build_lora_trainer(policy_dir, reference_dir, train_df, reward, cfg, output_dir, tokenizer)
     model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
 
     args = _grpo_config(cfg, output_dir)
@@ -352,6 +371,53 @@ def build_trainer(policy_dir: str | os.PathLike, reference_dir: str | os.PathLik
         if Path(ref.config._name_or_path).resolve() != Path(reference_dir).resolve():
             raise RuntimeError(f"KL reference loaded from {ref.config._name_or_path}, expected {reference_dir}")
     return trainer
+
+
+ADAPTER_DIR = "adapter"  # inside a LoRA policy step's output: the adapter the next round continues
+
+
+def _build_lora_trainer(policy_dir: str, reference_dir: str, train_df: pd.DataFrame, reward: Callable,
+                        cfg: PolicyStepConfig, output_dir: str, tokenizer):
+    """GRPO on a LoRA adapter over π0: fresh in round 1, else round r−1's adapter; KL to π0."""
+    from datasets import Dataset
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM
+
+    if cfg.mode == "online":
+        raise ConfigError("online mode with LoRA is not supported; use offline targets (reward: target)")
+    base = AutoModelForCausalLM.from_pretrained(reference_dir, dtype=torch.float32)
+    adapter = Path(policy_dir) / ADAPTER_DIR
+    peft_config = None
+    if adapter.exists():
+        model = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
+    elif Path(policy_dir).resolve() == Path(reference_dir).resolve():
+        model = base
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                 target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
+    else:
+        raise DataError(f"{policy_dir}: LoRA policy steps continue from π0 ({reference_dir}) or from a "
+                        f"LoRA round's output (with {ADAPTER_DIR}/); this directory is neither")
+    trainer_cls = _trainer_class()
+    trainer = trainer_cls(model=model, reward_funcs=[reward], args=_grpo_config(cfg, output_dir),
+                          train_dataset=Dataset.from_pandas(train_df, preserve_index=False),
+                          processing_class=tokenizer, peft_config=peft_config)
+    peft_model = trainer.accelerator.unwrap_model(trainer.model)
+    if "ref" in peft_model.peft_config:  # TRL's frozen copy of the loaded adapter would make π_r the reference
+        peft_model.delete_adapter("ref")
+        peft_model.set_adapter("default")
+    return trainer
+
+
+def save_policy(trainer, out_dir: str | os.PathLike) -> None:
+    """π_{r+1} into ``out_dir``: full weights (+ the LoRA adapter in ``adapter/``) and the tokenizer."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):  # a PEFT model
+        model.save_pretrained(Path(out_dir) / ADAPTER_DIR)
+        import copy
+
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(out_dir, safe_serialization=True)
+    trainer.processing_class.save_pretrained(out_dir)
 
 
 # ---------------------------------------------------------------------- outputs
@@ -407,9 +473,7 @@ def run_policy_step(policy_dir: str | os.PathLike, reference_dir: str | os.PathL
         if bad:
             raise DataError(f"policy step produced non-finite {bad} (see the training log); no model written")
         with atomic_dir(out_dir) as tmp:
-            model = trainer.accelerator.unwrap_model(trainer.model)
-            model.save_pretrained(tmp, safe_serialization=True)
-            trainer.processing_class.save_pretrained(tmp)
+            save_policy(trainer, tmp)
             (Path(tmp) / "alft_policy_step.json").write_text(
                 pd.Series({k: v for k, v in asdict(cfg).items() if k != "extra_trl_args"}).to_json(indent=2))
             write_parquet(history, log_path)

@@ -48,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kl-coef", type=float, default=0.04,
                    help="TRL's beta: weight of KL(pi || pi0) in the GRPO loss (0: no reference model)")
     p.add_argument("--num-iterations", type=int, default=1, help="GRPO updates per generation batch (mu)")
+    p.add_argument("--lora-r", type=int, default=0,
+                   help="> 0: train a LoRA adapter of this rank on pi0 instead of every weight (PEFT); "
+                        "--policy is then pi0 or a LoRA round's output (its adapter/ is continued)")
+    p.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--use-vllm", action="store_true",
                    help="GPU only: TRL's colocated vLLM generation (TRL 1.16 supports vllm 0.22-0.31)")
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         gradient_accumulation_steps=args.grad_accum, max_completion_length=args.max_completion_length,
         temperature=args.temperature, paper_beta=args.paper_beta, kl_coef=args.kl_coef,
         num_iterations=args.num_iterations, seed=args.seed, mode=mode, use_vllm=args.use_vllm,
+        lora_r=args.lora_r, lora_alpha=args.lora_alpha,
         disable_tqdm=args.no_progress)
     reward = make_reward(args)
     history = run_policy_step(args.policy, args.reference, orbits, reward, cfg, args.out, args.log)
