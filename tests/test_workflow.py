@@ -55,7 +55,9 @@ def test_every_artifact_has_its_schema(tiny_run: Path):
     samples = pd.read_parquet(tiny_run / "samples" / "base" / "r0.parquet")
     assert list(samples.columns) == ["orbit_id", "member", "sample_idx", "prompt", "completion",
                                      "answer", "n_tokens", "finish_reason"]
-    assert len(samples) == len(orbits) * 2
+    r0 = pd.read_parquet(tiny_run / "orbits" / "r0.parquet")  # rounds.orbits_per_round: 3 of 6
+    assert sorted(r0["orbit_id"].unique()) == [0, 1, 2] and len(r0) == 9
+    assert len(samples) == len(r0) * 2 and set(samples["orbit_id"]) == {0, 1, 2}
     preds = pd.read_parquet(tiny_run / "eval" / "base" / "r0" / "predictions.parquet")
     assert {"id", "prediction", "answer", "correct"} <= set(preds.columns) and len(preds) == 20
     results = pd.read_parquet(tiny_run / "tables" / "results.parquet")
@@ -64,6 +66,9 @@ def test_every_artifact_has_its_schema(tiny_run: Path):
     assert results.loc[0, "accuracy"] == preds["correct"].mean()
     assert set(zip(results["method"], results["round"])) == {
         ("base", 0), ("coherence", 1), ("majority", 1), ("rlvr", 1)}
+    by_method = pd.read_parquet(tiny_run / "tables" / "results_by_method.parquet")
+    assert set(zip(by_method["method"], by_method["round"])) == set(zip(results["method"], results["round"]))
+    assert (by_method["n_seeds"] == 1).all()
     for method in ("coherence", "majority", "rlvr"):
         targets = pd.read_parquet(tiny_run / "targets" / method / "r0.parquet")
         assert list(targets.columns[:6]) == ["orbit_id", "member", "answer", "count", "q", "reward"]
