@@ -333,7 +333,8 @@ def build_trainer(policy_dir: str | os.PathLike, reference_dir: str | os.PathLik
     initial policy's path). We point that at ``reference_dir`` while the trainer is
     constructed, so TRL itself loads π0 and prepares it exactly as it would its own
     reference (dropout off, fused log-prob head, accelerate/DeepSpeed/FSDP wrapping);
-    the path is restored afterwards and the result checked.
+    the path is restored afterwards and the result checked. With ``lora_r > 0`` there is
+    no reference copy: the reference is π0 with the adapter disabled (:func:`_lora_policy`).
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -344,8 +345,9 @@ def build_trainer(policy_dir: str | os.PathLike, reference_dir: str | os.PathLik
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.lora_r > 0:
-        return _build_lora_trainer(policy_dir, reference_dir, train_df, reward, cfg, output_dir, tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
+        model, peft_config = _lora_policy(policy_dir, reference_dir, cfg)
+    else:
+        model, peft_config = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32), None
 
     args = _grpo_config(cfg, output_dir)
     trainer_cls = _trainer_class()
@@ -359,14 +361,19 @@ def build_trainer(policy_dir: str | os.PathLike, reference_dir: str | os.PathLik
                         len(dropped), size, dropped[:5])
         check_online_batching(cfg, size, len(orbits), args.world_size)
 
-    model.config._name_or_path = reference_dir  # TRL's ref_model = reload of this path = π0
+    model.config._name_or_path = reference_dir  # TRL's ref_model = reload of this path = π0 (not with LoRA)
     try:
         trainer = trainer_cls(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-                              processing_class=tokenizer)
+                              processing_class=tokenizer, peft_config=peft_config)
     finally:
         model.config._name_or_path = policy_dir
     trainer._orbits = orbits
-    if cfg.kl_coef > 0:
+    if cfg.lora_r > 0:
+        peft_model = trainer.accelerator.unwrap_model(trainer.model)
+        if "ref" in peft_model.peft_config:  # TRL's frozen copy of a loaded adapter: the reference would be π_r
+            peft_model.delete_adapter("ref")
+            peft_model.set_adapter("default")
+    elif cfg.kl_coef > 0:
         ref = trainer.accelerator.unwrap_model(trainer.ref_model)
         if Path(ref.config._name_or_path).resolve() != Path(reference_dir).resolve():
             raise RuntimeError(f"KL reference loaded from {ref.config._name_or_path}, expected {reference_dir}")
@@ -376,10 +383,9 @@ def build_trainer(policy_dir: str | os.PathLike, reference_dir: str | os.PathLik
 ADAPTER_DIR = "adapter"  # inside a LoRA policy step's output: the adapter the next round continues
 
 
-def _build_lora_trainer(policy_dir: str, reference_dir: str, train_df: pd.DataFrame, reward: Callable,
-                        cfg: PolicyStepConfig, output_dir: str, tokenizer):
-    """GRPO on a LoRA adapter over π0: fresh in round 1, else round r−1's adapter; KL to π0."""
-    from datasets import Dataset
+def _lora_policy(policy_dir: str, reference_dir: str, cfg: PolicyStepConfig):
+    """π_r as (π0 + LoRA adapter, peft_config): a fresh adapter in round 1 (TRL applies
+    ``peft_config``), else round r−1's adapter loaded trainable (``peft_config`` None)."""
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -387,25 +393,13 @@ def _build_lora_trainer(policy_dir: str, reference_dir: str, train_df: pd.DataFr
         raise ConfigError("online mode with LoRA is not supported; use offline targets (reward: target)")
     base = AutoModelForCausalLM.from_pretrained(reference_dir, dtype=torch.float32)
     adapter = Path(policy_dir) / ADAPTER_DIR
-    peft_config = None
     if adapter.exists():
-        model = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
-    elif Path(policy_dir).resolve() == Path(reference_dir).resolve():
-        model = base
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                 target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
-    else:
-        raise DataError(f"{policy_dir}: LoRA policy steps continue from π0 ({reference_dir}) or from a "
-                        f"LoRA round's output (with {ADAPTER_DIR}/); this directory is neither")
-    trainer_cls = _trainer_class()
-    trainer = trainer_cls(model=model, reward_funcs=[reward], args=_grpo_config(cfg, output_dir),
-                          train_dataset=Dataset.from_pandas(train_df, preserve_index=False),
-                          processing_class=tokenizer, peft_config=peft_config)
-    peft_model = trainer.accelerator.unwrap_model(trainer.model)
-    if "ref" in peft_model.peft_config:  # TRL's frozen copy of the loaded adapter would make π_r the reference
-        peft_model.delete_adapter("ref")
-        peft_model.set_adapter("default")
-    return trainer
+        return PeftModel.from_pretrained(base, str(adapter), is_trainable=True), None
+    if Path(policy_dir).resolve() == Path(reference_dir).resolve():
+        return base, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
+    raise DataError(f"{policy_dir}: LoRA policy steps continue from π0 ({reference_dir}) or from a "
+                    f"LoRA round's output (with {ADAPTER_DIR}/); this directory is neither")
 
 
 def save_policy(trainer, out_dir: str | os.PathLike) -> None:
