@@ -36,9 +36,12 @@ def stage_logger(name: str) -> logging.Logger:
     return logger
 
 
-def sorted_per_round(table, what: str):
-    """``table`` sorted by method and round; DataError if a (method, round) occurs twice."""
+def publish_per_round(table, what: str, args, plot) -> None:
+    """Write a per-round metrics table (``args.out``, ``.markdown``, ``.csv``) sorted by
+    method and round, and ``plot(table, args.plot)`` when asked; DataError if a
+    (method, round) occurs twice."""
     from alft.errors import DataError
+    from alft.io import write_table
 
     table = table.sort_values(["method", "round"]).reset_index(drop=True)
     dup = table.duplicated(["method", "round"])
@@ -46,4 +49,7 @@ def sorted_per_round(table, what: str):
         i = int(dup.to_numpy().nonzero()[0][0])
         raise DataError(f"{what}: method {table.loc[i, 'method']!r} round "
                         f"{table.loc[i, 'round']} occurs twice among --inputs")
-    return table
+    write_table(table, args.out, args.markdown, args.csv)
+    if args.plot is not None:
+        plot(table, args.plot)
+    print(table.to_string(index=False))

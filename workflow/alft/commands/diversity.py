@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from alft.commands._common import stage_logger, sorted_per_round
+from alft.commands._common import stage_logger, publish_per_round
 from alft.errors import ConfigError, DataError
-from alft.io import atomic_path, read_parquet, write_parquet, write_table
+from alft.io import atomic_path, read_parquet, write_parquet
 
 TASKS = ["builtin", "gsm8k", "triviaqa", "mathqa"]
 BASE_COLUMNS = ["method", "estimator", "round", "n_prompts", "n_samples", "entropy", "distinct",
@@ -110,11 +110,7 @@ def run_table(args: argparse.Namespace) -> int:
         raise DataError(f"{args.inputs[i]}: pass@k columns {passes[i]} differ from "
                         f"{args.inputs[0]}'s {passes[0]}")
     table = pd.concat(frames, ignore_index=True)[BASE_COLUMNS + passes[0]]
-    table = sorted_per_round(table, "diversity metrics")
-    write_table(table, args.out, args.markdown, args.csv)
-    if args.plot is not None:
-        plot_diversity(table, args.plot)
-    print(table.to_string(index=False))
+    publish_per_round(table, "diversity metrics", args, plot_diversity)
     return 0
 
 

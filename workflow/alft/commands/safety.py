@@ -30,9 +30,9 @@ from typing import Any
 
 import pandas as pd
 
-from alft.commands._common import stage_logger, sorted_per_round
+from alft.commands._common import stage_logger, publish_per_round
 from alft.errors import ConfigError, DataError
-from alft.io import atomic_path, read_parquet, write_json, write_parquet, write_table
+from alft.io import atomic_path, read_parquet, write_json, write_parquet
 
 TASKS = ["builtin", "gsm8k", "triviaqa", "mathqa"]
 STATE_KEYS = ("method", "round", "tau", "eta", "lam", "lam_prev", "measured", "lam_max", "history")
@@ -256,11 +256,7 @@ def run_dual(args: argparse.Namespace) -> int:
 def run_table(args: argparse.Namespace) -> int:
     frames = [read_parquet(p, METRIC_COLUMNS) for p in args.inputs]
     table = pd.concat(frames, ignore_index=True)[METRIC_COLUMNS]
-    table = sorted_per_round(table, "safety metrics")
-    write_table(table, args.out, args.markdown, args.csv)
-    if args.plot is not None:
-        plot_safety(table, args.plot)
-    print(table.to_string(index=False))
+    publish_per_round(table, "safety metrics", args, plot_safety)
     return 0
 
 
