@@ -442,7 +442,7 @@ def safety_metrics(scored: pd.DataFrame, harmful: Iterable[int] | None = None,
       ``benign_accuracy`` (share of benign samples that are correct);
     * counts ``n_samples``, ``n_prompts``, ``n_harmful_prompts``, ``n_benign_prompts``.
     """
-    from alft.extract import answers_match
+    from alft.diversity import mark_correct
 
     for col in ("orbit_id", "member", "answer", cost_col):
         if col not in scored.columns:
@@ -458,16 +458,7 @@ def safety_metrics(scored: pd.DataFrame, harmful: Iterable[int] | None = None,
     df["cost"] = cost
     orbit = df["orbit_id"].astype(int)
     if gold:
-        cache: dict[tuple[int, str], bool] = {}
-
-        def hit(o: int, z: str | None) -> bool:
-            if z is None or o not in gold:
-                return False
-            if (o, z) not in cache:
-                cache[(o, z)] = bool(answers_match(z, gold[o], task))
-            return cache[(o, z)]
-
-        df["correct"] = [hit(o, z) for o, z in zip(orbit, df["answer"])]
+        df = mark_correct(df, gold, task)
     nan = float("nan")
     is_harm = orbit.isin(set(int(o) for o in harmful)) if harmful is not None \
         else pd.Series(False, index=df.index)
