@@ -211,7 +211,7 @@ def game_row_targets():
 def safety_dual_inputs(wildcards):
     """Inputs of round r's dual step: the samples of π_r, the orbits, the dual state of
     round r-1 (r >= 1: λ is carried from round to round) and the harmful-prompt file."""
-    inputs = {"samples": samples_of(wildcards), "orbits": f"{RESULTS}/orbits/orbits.parquet"}
+    inputs = {"samples": samples_of(wildcards), "orbits": rules.orbits.output.orbits}
     r = int(wildcards.r)
     if r > 0:
         inputs["state_in"] = f"{RESULTS}/safety/{wildcards.method}/r{r - 1}_state.json"

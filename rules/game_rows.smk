@@ -57,7 +57,7 @@ rule safety_target:
     input:
         scored=f"{RESULTS}/safety/{{method}}/r{{r}}_scored.parquet",
         state=f"{RESULTS}/safety/{{method}}/r{{r}}_state.json",
-        orbits=f"{RESULTS}/orbits/orbits.parquet",
+        orbits=rules.orbits.output.orbits,
     output:
         targets=f"{RESULTS}/targets/{{method}}/r{{r}}.parquet",
         stats=f"{RESULTS}/targets/{{method}}/r{{r}}_stats.parquet",
@@ -113,7 +113,7 @@ rule safety_table:
 rule diversity_metrics:
     input:
         samples=samples_of,
-        orbits=f"{RESULTS}/orbits/orbits.parquet",
+        orbits=rules.orbits.output.orbits,
         summary=eval_summary_of,
     output:
         f"{RESULTS}/diversity/{{method}}/r{{r}}.parquet",

@@ -342,8 +342,8 @@ def _rlvr_rows(g: _Group, gold: str, task: str, aliases: list[str] | None = None
     mass over every unseen answer, which a finite table cannot list; δ_g can.
     """
     pooled = g.pooled
-    accepted = [gold, *(aliases or [])]  # TriviaQA: every accepted alias of the answer counts
-    matched = [z for z in pooled if answers_match(z, accepted if aliases else gold, task)]
+    accepted = [gold, *aliases] if aliases else gold  # TriviaQA: every alias of the answer counts
+    matched = [z for z in pooled if answers_match(z, accepted, task)]
     listed = dict(pooled)
     if gold not in listed and not matched:
         listed[gold] = 0
