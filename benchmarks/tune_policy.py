@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--loss-type", default="dapo")
     ap.add_argument("--scale-rewards", default="group")
     ap.add_argument("--extra", default="{}", help="JSON: more GRPOConfig arguments (e.g. adam_epsilon, optim)")
+    ap.add_argument("--lora-r", type=int, default=0, help="> 0: train a LoRA adapter of this rank")
+    ap.add_argument("--lora-alpha", type=int, default=32)
     ap.add_argument("--keep", type=Path, default=None, help="also save π_1 here")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -111,7 +113,7 @@ def main() -> None:
                            num_generations=args.num_generations, kl_coef=args.kl_coef,
                            temperature=args.temperature, num_iterations=args.num_iterations,
                            loss_type=args.loss_type, scale_rewards=args.scale_rewards, seed=args.seed,
-                           disable_tqdm=True, extra_trl_args=json.loads(args.extra))
+                           lora_r=args.lora_r, lora_alpha=args.lora_alpha, disable_tqdm=True, extra_trl_args=json.loads(args.extra))
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="alft-tune-") as work:
         hist = run_policy_step(base, base, orbits, reward, cfg, f"{work}/pi1", f"{work}/log.parquet")

@@ -44,6 +44,9 @@ def test_trace_ends_in_the_answer_and_values_stay_in_range(splits):
         p = builtin.problem_of_row(row._asdict())
         assert extract_answer(row.trace) == row.answer == str(p.answer)
         assert 0 <= p.intermediate <= builtin.MAX_VALUE and 0 <= p.answer <= builtin.MAX_VALUE
+        assert 1 <= p.b <= builtin.MAX_STEP and 1 <= p.c <= builtin.MAX_STEP
+    steps = splits["pretrain"][["b", "c"]].to_numpy()
+    assert steps.min() == 1 and steps.max() == builtin.MAX_STEP  # the whole range is drawn
 
 
 @pytest.mark.parametrize("template", range(len(builtin.TEMPLATES)))

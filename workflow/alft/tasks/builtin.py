@@ -2,11 +2,19 @@
 
 A problem is a story about a person and a pile of items: they start with ``a``
 items, then gain or lose ``b``, then gain or lose ``c``. The answer is
-``a op1 b op2 c``; every intermediate value stays in ``[0, MAX_VALUE]``.
+``a op1 b op2 c``; every intermediate value stays in ``[0, MAX_VALUE]`` and the
+amounts ``b, c`` are in ``[1, MAX_STEP]``.
+
+Why the amounts are single digits: the tiny base model then learns the arithmetic
+itself within its pretraining budget, and what is left to learn is the wording. With
+amounts up to 29 the pretrained model was still learning to add (most errors on the
+common wordings were arithmetic slips, and 23% of its right answers came with a wrong
+intermediate step), so any answer-level reward, ground truth included, reinforced
+wrong arithmetic and cost accuracy (``benchmarks/TUNE_POLICY.md``).
 
 The chain-of-thought trace is always written in story order, whatever the wording::
 
-    23+15=38. 38-9=29. The answer is 29.
+    23+5=28. 28-9=19. The answer is 19.
 
 Each problem can be rendered by any of :data:`TEMPLATES` -- different wording,
 different order of the sentences, same numbers and same answer. That is what the
@@ -20,9 +28,9 @@ If every template were equally well learned, the base model's errors would be
 pure arithmetic slips, every paraphrase would fail the same way, and an orbit
 would add nothing over per-prompt majority voting. So the pretraining corpus
 uses the templates with deliberately skewed frequencies (:data:`PRETRAIN_MIX`):
-the canonical wording is common, the question-first and out-of-order wordings
-are rare. A model pretrained on this mix reads the canonical wording well and the
-rare ones poorly; an orbit that contains a canonical member pulls the rare
+the canonical wording is common, the changes-first and ledger wordings (templates
+3 and 4, 1.5% each) are rare. A model pretrained on this mix reads the common
+wordings well and the rare ones poorly; an orbit that contains a canonical member pulls the rare
 members towards its (more often right) answer. The RL prompts, the validation and
 the test splits use all templates uniformly, so the test accuracy has room to
 improve exactly where the surface form hurts.
@@ -39,6 +47,9 @@ import pandas as pd
 
 MAX_VALUE = 60
 """Every number in a problem (operands, intermediate and final results) is in [0, MAX_VALUE]."""
+
+MAX_STEP = 9
+"""The amounts gained or lost (``b`` and ``c``) are in [1, MAX_STEP]."""
 
 NAMES = ["Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Ida", "Jon", "Kim", "Lea", "Max"]
 ITEMS = ["apples", "books", "coins", "cards", "pens", "shells", "stamps", "marbles"]
@@ -78,7 +89,7 @@ TEMPLATES: list[Template] = [
              ("deposit", "add", "earn"), ("withdraw", "remove", "pay")),
 ]
 
-PRETRAIN_MIX: tuple[float, ...] = (0.70, 0.20, 0.06, 0.025, 0.015)
+PRETRAIN_MIX: tuple[float, ...] = (0.70, 0.20, 0.07, 0.015, 0.015)
 """Template frequencies in the pretraining corpus (canonical common, others rare)."""
 
 TRACE_RE = re.compile(r"The answer is (-?\d+)")
@@ -136,8 +147,8 @@ def sample_problem(rng: np.random.Generator) -> Problem:
     while True:
         a = int(rng.integers(2, MAX_VALUE + 1))
         op1, op2 = ("+" if rng.random() < 0.5 else "-"), ("+" if rng.random() < 0.5 else "-")
-        b = int(rng.integers(1, 30))
-        c = int(rng.integers(1, 30))
+        b = int(rng.integers(1, MAX_STEP + 1))
+        c = int(rng.integers(1, MAX_STEP + 1))
         p = Problem(
             name=NAMES[int(rng.integers(len(NAMES)))], items=ITEMS[int(rng.integers(len(ITEMS)))],
             a=a, op1=op1, b=b, op2=op2, c=c,
