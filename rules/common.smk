@@ -44,6 +44,11 @@ wildcard_constraints:
     method=r"[a-z][a-z0-9_]*",
 
 
+def vllm_threads():
+    """Threads of a sampling or evaluation job (`vllm.threads`; 0: all cores)."""
+    return config["vllm"]["threads"] or workflow.cores
+
+
 def vllm_args():
     """vLLM engine flags shared by the sampling and evaluation rules."""
     v = config["vllm"]

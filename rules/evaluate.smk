@@ -55,7 +55,10 @@ rule sample:
         vllm=vllm_args(),
         version=VERSION,
         **REAL_MODEL_PARAMS,
-    threads: workflow.cores
+    threads: vllm_threads()
+    # The rounds' chain (sample -> target -> policy) goes before evaluations, which
+    # nothing else waits for: evaluations then fill the cores a policy step leaves idle.
+    priority: 1
     resources:
         gpu=1,
     conda:
@@ -81,7 +84,7 @@ rule evaluate:
         vllm=vllm_args(),
         version=VERSION,
         **REAL_MODEL_PARAMS,
-    threads: workflow.cores
+    threads: vllm_threads()
     resources:
         gpu=1,
     conda:

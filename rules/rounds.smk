@@ -97,6 +97,7 @@ rule target:
         f"{LOGS}/target/{{method}}_r{{r}}.log",
     benchmark:
         f"{BENCH}/target/{{method}}_r{{r}}.tsv"
+    priority: 1
     shell:
         TARGET_SHELL
 
@@ -119,6 +120,7 @@ rule policy:
     # model ran ~4x faster with 1 thread than with 2 on a busy 2-core machine, and
     # two steps then run side by side.
     threads: 1
+    priority: 1
     resources:
         gpu=1,
     conda:
