@@ -44,11 +44,13 @@ def test_paper_config_dry_run(cfg, tmp_path):
     assert c["vllm"]["dtype"] == "bfloat16" and c["experiment"] == cfg.stem
     proc = subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
                            "--workflow-profile", str(ROOT / "profiles" / "default"),
-                           "-n", "-p", "--cores", "1", "--configfile", str(cfg)],
+                           "-n", "-p", "--cores", "3", "--configfile", str(cfg)],
                           capture_output=True, text=True, env=_env(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "base_model" not in out  # π0 is model.base, not trained here
+    # vllm.threads: 0 -- sampling and evaluation get every core (the builtin default's 1 is not inherited)
+    assert "OMP_NUM_THREADS=3 alft sample" in out and "OMP_NUM_THREADS=3 alft evaluate" in out
     strategies = {c["methods"][m]["strategy"] for m in c["rounds"]["methods"]}
     rules = ["data", "orbits", "sample", "policy", "evaluate", "results"]
     if strategies - {"safety"}:
@@ -65,6 +67,17 @@ def test_paper_config_dry_run(cfg, tmp_path):
         assert f"--strategy {strat}" in out
         if c["methods"][m].get("estimator") == "minimax_lp":
             assert "--estimator minimax_lp" in out
+
+
+def test_builtin_default_samples_and_evaluates_on_one_thread(tmp_path):
+    """The builtin default's vllm.threads: 1, so a 1-thread evaluation fits beside a policy step."""
+    proc = subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+                           "--workflow-profile", str(ROOT / "profiles" / "default"),
+                           "-n", "-p", "--cores", "3"],
+                          capture_output=True, text=True, env=_env(), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OMP_NUM_THREADS=1 alft sample" in proc.stdout and "OMP_NUM_THREADS=1 alft evaluate" in proc.stdout
+    assert "OMP_NUM_THREADS=3 alft sample" not in proc.stdout
 
 
 def test_missing_base_model_is_named(tmp_path):
