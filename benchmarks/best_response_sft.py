@@ -16,14 +16,13 @@ z* is the round's coherence target.
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from tune_policy import dev_accuracy, dev_set
+from tune_policy import DEV_SEED, N_FRESH, append_row, dev_accuracy, dev_set
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from alft.extract import answers_match
@@ -86,7 +85,7 @@ def main() -> None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
     seconds = time.time() - t0
-    dev = dev_set(args.results / "data", 750, 424242)
+    dev = dev_set(args.results / "data", N_FRESH, DEV_SEED)
     with tempfile.TemporaryDirectory(prefix="alft-brsft-") as work:
         model.save_pretrained(work)
         tok.save_pretrained(work)
@@ -96,14 +95,7 @@ def main() -> None:
            "n_accepted": len(acc), "dev_acc_base": round(acc0, 4), "dev_acc_pi1": round(acc1, 4),
            "gain": round(acc1 - acc0, 4), "per_template_pi1": per1, "per_template_base": per0,
            "seconds": round(seconds, 1)}
-    print("\t".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with args.out.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row), delimiter="\t")
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    append_row(row, args.out)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from alft.tasks import format_prompt
 from alft.tasks.builtin import make_splits
 
 KEY = ["name", "items", "a", "op1", "b", "op2", "c"]
+N_FRESH = 750      # fresh questions added to the validation split in the development set
+DEV_SEED = 424242  # seed that draws them
 
 
 def dev_set(data_dir: Path, n_fresh: int, seed: int) -> pd.DataFrame:
@@ -59,6 +61,18 @@ def dev_accuracy(model_dir: str, dev: pd.DataFrame) -> tuple[float, list[float]]
     return float(dev["ok"].mean()), dev.groupby("template")["ok"].mean().round(3).tolist()
 
 
+def append_row(row: dict, out: Path) -> None:
+    """Print one result row and append it to the TSV ``out`` (header when the file is new)."""
+    print("\t".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = not out.exists()
+    with out.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row), delimiter="\t")
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("results/default"))
@@ -83,8 +97,8 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="also save π_1 here")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--n-fresh", type=int, default=750)
-    ap.add_argument("--dev-seed", type=int, default=424242)
+    ap.add_argument("--n-fresh", type=int, default=N_FRESH)
+    ap.add_argument("--dev-seed", type=int, default=DEV_SEED)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/tune_policy.tsv"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -130,14 +144,7 @@ def main() -> None:
            "reward_last10": round(float(hist["reward"].tail(10).mean()), 3),
            "kl_last": round(float(hist["kl"].iloc[-1]), 4) if "kl" in hist else None,
            "seconds": round(seconds, 1)}
-    print("\t".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with args.out.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row), delimiter="\t")
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    append_row(row, args.out)
 
 
 if __name__ == "__main__":
