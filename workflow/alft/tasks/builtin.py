@@ -28,22 +28,12 @@ If every template were equally well learned, the base model's errors would be
 pure arithmetic slips, every paraphrase would fail the same way, and an orbit
 would add nothing over per-prompt majority voting. So the pretraining corpus
 uses the templates with deliberately skewed frequencies (:data:`PRETRAIN_MIX`):
-the canonical wording is common, the day-story and ledger wordings (templates
+the canonical wording is common, the changes-first and ledger wordings (templates
 3 and 4, 1.5% each) are rare. A model pretrained on this mix reads the common
 wordings well and the rare ones poorly; an orbit that contains a canonical member pulls the rare
 members towards its (more often right) answer. The RL prompts, the validation and
 the test splits use all templates uniformly, so the test accuracy has room to
 improve exactly where the surface form hurts.
-
-Why every wording gives the numbers in story order: an answer-level reward can only
-reinforce answers the policy sometimes samples. An earlier template 3 gave the changes
-first and the start value last ("First Ann won 5 pens, then spent 7. Before that, Ann
-had 3."); the base model put the numbers in the wrong order in 87% of its samples, was
-right on 7.5% of that wording, and no policy step moved it, ground truth included
-(``benchmarks/TUNE_POLICY.md``). A fifth of the test set then measured nothing about
-the game. The rare wordings now differ from the common ones in their verbs, whose
-sign the model must learn, which is an error a right answer elsewhere in the orbit can
-correct.
 """
 
 from __future__ import annotations
@@ -90,9 +80,9 @@ TEMPLATES: list[Template] = [
     Template("How many {items} does {name} have after {v1} {b} and then {v2} {c}, "
              "starting with {a}?",
              ("buying", "finding", "getting"), ("selling", "losing", "giving away")),
-    # 3 a day's story, story order; verbs of its own.
-    Template("{name} started the day with {a} {items}, {v1} {b} at noon and {v2} {c} "
-             "at dusk. How many {items} at the end?",
+    # 3 changes first, start value in a later sentence; verbs of its own.
+    Template("First {name} {v1} {b} {items}, then {v2} {c}. Before that, {name} had {a}. "
+             "How many {items} now?",
              ("won", "collected", "received"), ("spent", "dropped", "donated")),
     # 4 terse ledger wording; verbs of its own.
     Template("Ledger of {name}: start {a} {items}; {v1} {b}; {v2} {c}. Count?",
