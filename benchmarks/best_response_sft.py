@@ -25,6 +25,7 @@ import torch
 from tune_policy import DEV_SEED, N_FRESH, append_row, dev_accuracy, dev_set
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from alft.basemodel import collate, encode_examples
 from alft.extract import answers_match
 
 
@@ -65,18 +66,12 @@ def main() -> None:
     for _ in range(args.epochs):
         for i in range(0, len(rows), args.batch_size):
             b = rows.iloc[i: i + args.batch_size]
-            p_ids = [tok(p)["input_ids"] for p in b["prompt"]]
-            f_ids = [tok(p + c)["input_ids"] + [tok.eos_token_id] for p, c in zip(b["prompt"], b["completion"])]
-            n = max(map(len, f_ids))
-            ids = torch.full((len(b), n), tok.pad_token_id)
-            mask = torch.zeros((len(b), n))
-            for j, (p, f) in enumerate(zip(p_ids, f_ids)):
-                ids[j, : len(f)] = torch.tensor(f)
-                mask[j, len(p): len(f)] = 1.0
-            attn = (torch.arange(n)[None, :] < torch.tensor([len(f) for f in f_ids])[:, None]).long()
+            ids, attn, labels = collate(encode_examples(tok, b["prompt"].tolist(), b["completion"].tolist()),
+                                        tok.pad_token_id)
             logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-            m = mask[:, 1:]
+            target = labels[:, 1:]
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            m = (target != -100).float()
             per_seq = (nll * m).sum(1) / m.sum(1).clamp(min=1)
             w = torch.tensor(b["weight"].to_numpy(), dtype=torch.float32)
             loss = (per_seq * w).sum() / w.sum()
