@@ -26,6 +26,7 @@ if BUILTIN:
         shell:
             "alft data --task builtin --seed {params.seed}"
             " --n-pretrain {params.b[n_pretrain]} --n-train {params.b[n_train]}"
+            " --n-train-more {params.b[n_train_more]}"
             " --n-val {params.b[n_val]} --n-test {params.b[n_test]} --mix {params.mix}"
             " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 

@@ -66,3 +66,24 @@ def test_prompt_format():
     assert format_prompt("How many?") == "Q: How many?\nA:"
     with pytest.raises(ValueError, match="unknown task"):
         format_prompt("x", task="nope")
+
+
+def test_more_training_prompts_leave_the_other_splits_and_the_first_rows_unchanged(splits):
+    more = builtin.make_splits(seed=3, n_pretrain=3000, n_train=50, n_val=40, n_test=1000,
+                               n_train_more=30)
+    for name in ("pretrain", "val", "test"):
+        assert more[name].equals(splits[name]), name
+    train = more["train"]
+    assert len(train) == 80
+    assert train.iloc[:50].equals(splits["train"])
+    assert train["id"].is_unique and train["id"].iloc[50] == "train-000050"
+    # the uniform template cycle continues where the first rows stopped
+    assert train["template"].tolist() == [i % len(builtin.TEMPLATES) for i in range(80)]
+    keys = lambda df: set(map(tuple, df[["name", "items", "a", "op1", "b", "op2", "c"]].values.tolist()))
+    extra = keys(train.iloc[50:])
+    assert len(extra) == 30
+    for name in ("pretrain", "val", "test"):
+        assert not extra & keys(more[name]), name
+    assert not extra & keys(train.iloc[:50])
+    with pytest.raises(ValueError, match="n_train_more"):
+        builtin.make_splits(seed=3, n_pretrain=10, n_train=5, n_val=5, n_test=5, n_train_more=-1)

@@ -106,3 +106,22 @@ def test_gsm8k_strict_and_flexible_scores(tmp_path):
     assert acc["accuracy_flexible"] == pytest.approx(1.0)
     assert acc["accuracy_strict"] == pytest.approx(2 / 3)
     assert acc["accuracy"] == pytest.approx(1.0)
+
+
+def test_builtin_n_train_more_grows_train_only(tmp_path, capsys):
+    def run(out, *extra):
+        rc = main(["data", "--task", "builtin", "--seed", "0", "--n-pretrain", "200",
+                   "--n-train", "10", "--n-val", "5", "--n-test", "5", "--out-dir", str(out), *extra])
+        assert rc == 0
+        return {s: pd.read_parquet(out / f"{s}.parquet") for s in ("pretrain", "train", "val", "test")}
+
+    base = run(tmp_path / "a")
+    more = run(tmp_path / "b", "--n-train-more", "5")
+    for split in ("pretrain", "val", "test"):
+        assert more[split].equals(base[split]), split
+    assert len(more["train"]) == 15 and more["train"].iloc[:10].equals(base["train"])
+    rc = main(["data", "--task", "builtin", "--seed", "0", "--n-pretrain", "20", "--n-train", "2",
+               "--n-val", "2", "--n-test", "2", "--n-train-more", "-1", "--out-dir", str(tmp_path / "c")])
+    assert rc != 0
+    assert "builtin.n_train_more" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "train.parquet").exists()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from alft.orbits import OrbitReport, builtin_orbits, check_builtin_paraphrase
+from alft.orbits import OrbitReport, builtin_orbits, check_builtin_paraphrase, round_orbit_ids
 from alft.tasks import builtin, format_prompt
 
 
@@ -75,3 +75,14 @@ def test_round_orbits_cli_keeps_whole_orbits(tmp_path, train):
     assert main(["round-orbits", "--orbits", str(tmp_path / "orbits.parquet"), "--round", "0",
                  "--per-round", "31", "--out", str(tmp_path / "bad.parquet")]) == 2
     assert not (tmp_path / "bad.parquet").exists()
+
+
+def test_more_training_prompts_add_orbit_blocks_and_keep_the_first_ones(train):
+    more = builtin.make_splits(seed=0, n_pretrain=10, n_train=30, n_val=5, n_test=5,
+                               n_train_more=15)["train"]
+    first = builtin_orbits(train, size=4, seed=0, report=OrbitReport())
+    grown = builtin_orbits(more, size=4, seed=0, report=OrbitReport())
+    assert grown[grown["orbit_id"] < 30].reset_index(drop=True).equals(first)
+    # with 15 orbits per round, a third round now gets a block of its own
+    assert round_orbit_ids(grown["orbit_id"], 2, per_round=15) == list(range(30, 45))
+    assert round_orbit_ids(first["orbit_id"], 2, per_round=15) == list(range(0, 15))

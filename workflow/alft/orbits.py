@@ -94,7 +94,7 @@ def round_orbit_ids(orbit_ids: "pd.Series | list[int]", round_index: int, per_ro
         raise ValueError(f"round must be >= 0, got {round_index}")
     if per_round > len(ids):
         raise ValueError(f"rounds.orbits_per_round = {per_round} exceeds the {len(ids)} orbits available "
-                         f"(raise data.builtin.n_train or lower rounds.orbits_per_round)")
+                         f"(raise builtin.n_train_more, or n_train, or lower rounds.orbits_per_round)")
     n_blocks = len(ids) // per_round
     block = round_index % n_blocks
     return ids[block * per_round: (block + 1) * per_round]

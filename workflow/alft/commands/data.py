@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training questions (real tasks: 0 = all left after the validation split)")
     p.add_argument("--n-val", type=int, required=True, help="validation questions (carved from train)")
     p.add_argument("--n-test", type=int, required=True, help="test questions (real tasks: 0 = all)")
+    p.add_argument("--n-train-more", type=int, default=0,
+                   help="builtin only: training questions drawn after the pretraining corpus "
+                        "(more fresh orbit blocks, same base model)")
     p.add_argument("--mix", type=float, nargs="+", default=list(builtin.PRETRAIN_MIX),
                    help="builtin only: template weights in the pretraining corpus")
     r = p.add_argument_group("real tasks (gsm8k, triviaqa, mathqa)")
@@ -57,8 +60,10 @@ def _run_builtin(args: argparse.Namespace) -> int:
     log = stage_logger("data")
     if args.n_pretrain is None:
         raise ConfigError("--n-pretrain is required for --task builtin")
+    if args.n_train_more < 0:
+        raise ConfigError(f"--n-train-more must be >= 0 (builtin.n_train_more), got {args.n_train_more}")
     splits = builtin.make_splits(args.seed, args.n_pretrain, args.n_train, args.n_val,
-                                 args.n_test, tuple(args.mix))
+                                 args.n_test, tuple(args.mix), n_train_more=args.n_train_more)
     for name, df in splits.items():
         write_parquet(df, args.out_dir / f"{name}.parquet")
         counts = df["template"].value_counts().sort_index().to_dict()

@@ -202,10 +202,11 @@ def parse(question: str) -> tuple[Problem, int] | None:
 # Splits
 
 def _rows(rng: np.random.Generator, n: int, weights: tuple[float, ...] | None,
-          prefix: str, seen: set[tuple]) -> Iterator[dict]:
+          prefix: str, seen: set[tuple], start: int = 0) -> Iterator[dict]:
+    """``n`` new problems; ids and the uniform template cycle count from ``start``."""
     probs = None if weights is None else np.asarray(weights) / np.sum(weights)
-    i = 0
-    while i < n:
+    i = start
+    while i < start + n:
         p = sample_problem(rng)
         key = (p.name, p.items, p.a, p.op1, p.b, p.op2, p.c)
         if key in seen:  # splits never share a problem
@@ -222,7 +223,7 @@ def _rows(rng: np.random.Generator, n: int, weights: tuple[float, ...] | None,
 
 
 def make_splits(seed: int, n_pretrain: int, n_train: int, n_val: int, n_test: int,
-                mix: tuple[float, ...] = PRETRAIN_MIX) -> dict[str, pd.DataFrame]:
+                mix: tuple[float, ...] = PRETRAIN_MIX, n_train_more: int = 0) -> dict[str, pd.DataFrame]:
     """Generate disjoint splits.
 
     - ``pretrain``: questions with their traces, templates drawn from ``mix``;
@@ -230,6 +231,11 @@ def make_splits(seed: int, n_pretrain: int, n_train: int, n_val: int, n_test: in
     - ``train``: prompts for the fine-tuning rounds (labels stored, read only by
       label-using methods); templates cycle uniformly.
     - ``val`` (checkpoint selection) and ``test`` (reporting): templates cycle uniformly.
+
+    ``n_train_more`` appends that many training prompts drawn *after* the pretraining
+    corpus, so more fresh orbit blocks (``rounds.orbits_per_round``) can be added to a
+    study without changing the pretraining corpus and so the base model π0; the first
+    ``n_train`` training rows, like every other split, are the same as without them.
     """
     if len(mix) != len(TEMPLATES):
         raise ValueError(f"mix has {len(mix)} weights, there are {len(TEMPLATES)} templates")
@@ -239,6 +245,11 @@ def make_splits(seed: int, n_pretrain: int, n_train: int, n_val: int, n_test: in
     for split, n, weights in [("test", n_test, None), ("val", n_val, None),
                               ("train", n_train, None), ("pretrain", n_pretrain, mix)]:
         out[split] = pd.DataFrame(list(_rows(rng, n, weights, split, seen)))
+    if n_train_more < 0:
+        raise ValueError(f"n_train_more must be >= 0, got {n_train_more}")
+    if n_train_more:
+        more = pd.DataFrame(list(_rows(rng, n_train_more, None, "train", seen, start=n_train)))
+        out["train"] = pd.concat([out["train"], more], ignore_index=True)
     return out
 
 
