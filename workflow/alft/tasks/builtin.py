@@ -239,14 +239,14 @@ def make_splits(seed: int, n_pretrain: int, n_train: int, n_val: int, n_test: in
     """
     if len(mix) != len(TEMPLATES):
         raise ValueError(f"mix has {len(mix)} weights, there are {len(TEMPLATES)} templates")
+    if n_train_more < 0:
+        raise ValueError(f"n_train_more must be >= 0, got {n_train_more}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1001]))
     seen: set[tuple] = set()
     out = {}
     for split, n, weights in [("test", n_test, None), ("val", n_val, None),
                               ("train", n_train, None), ("pretrain", n_pretrain, mix)]:
         out[split] = pd.DataFrame(list(_rows(rng, n, weights, split, seen)))
-    if n_train_more < 0:
-        raise ValueError(f"n_train_more must be >= 0, got {n_train_more}")
     if n_train_more:
         more = pd.DataFrame(list(_rows(rng, n_train_more, None, "train", seen, start=n_train)))
         out["train"] = pd.concat([out["train"], more], ignore_index=True)
