@@ -49,3 +49,44 @@ def test_default_config_plans_the_whole_run(tmp_path):
 def test_lint_is_clean():
     proc = snakemake("--lint")
     assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def _merged(*files: Path) -> dict:
+    """config/config.yaml with layered files on top, merged key by key as Snakemake does."""
+    def update(base: dict, over: dict) -> dict:
+        for k, v in over.items():
+            base[k] = update(dict(base.get(k, {})), v) if isinstance(v, dict) else v
+        return base
+    cfg: dict = {}
+    for f in (ROOT / "config" / "config.yaml", *files):
+        update(cfg, yaml.safe_load(f.read_text()))
+    return cfg
+
+
+def test_seeds_study_gives_every_round_a_fresh_orbit_block():
+    from alft.orbits import round_orbit_ids
+    cfg = _merged(ROOT / "config" / "seeds.yaml")
+    b, rounds = cfg["builtin"], cfg["rounds"]
+    n_orbits = b["n_train"] + b.get("n_train_more", 0)  # orbits.max_orbits 0: one per question
+    assert cfg["orbits"]["max_orbits"] == 0
+    blocks = [round_orbit_ids(range(n_orbits), r, rounds["orbits_per_round"]) for r in range(rounds["R"])]
+    seen = [o for block in blocks for o in block]
+    assert len(seen) == len(set(seen)) == rounds["R"] * rounds["orbits_per_round"]
+    # the default run's rounds are the seeds study's first rounds: same blocks, same order
+    default = _merged()
+    assert default["builtin"] == b and default["rounds"]["R"] <= rounds["R"]
+
+
+def test_seeds_config_plans_every_chain_and_round(tmp_path):
+    cfg = _merged(ROOT / "config" / "seeds.yaml")
+    R, methods = cfg["rounds"]["R"], cfg["rounds"]["methods"]
+    proc = snakemake("-n", "-p", "--cores", "1", "--configfile", str(ROOT / "config" / "seeds.yaml"),
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.count("rule policy:") == len(methods) * R
+    for m in methods:
+        for r in range(1, R + 1):
+            assert f"results/default/models/{m}/r{r}" in out, (m, r)
+    for r in range(R):
+        assert f"alft round-orbits --orbits results/default/orbits/orbits.parquet --round {r}" in out, r
