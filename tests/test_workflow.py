@@ -104,3 +104,25 @@ def test_rerunning_one_stage(tiny_run: Path):
     out = proc.stdout + proc.stderr
     assert "orbits" in out and "sample" in out
     assert "base_model " not in out and "rule data:" not in out
+
+
+@pytest.mark.slow
+def test_sampling_is_reproducible_from_run_to_run(tiny_run: Path, tmp_path: Path):
+    """Same policy, orbits and seed: the same completions, even with two jobs side by side."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+    outs = [tmp_path / f"s{i}.parquet" for i in range(3)]
+    cmd = [str(BIN / "alft"), "sample", "--policy", str(tiny_run / "models" / "base"),
+           "--orbits", str(tiny_run / "orbits" / "r0.parquet"), "--task", "builtin", "--k", "8",
+           "--temperature", "1.0", "--max-tokens", "24", "--seed", "7",
+           "--gpu-memory-utilization", "0.1", "--max-model-len", "256", "--dtype", "float32"]
+    first = subprocess.run([*cmd, "--out", str(outs[0])], capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    side_by_side = [subprocess.Popen([*cmd, "--out", str(o)], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True) for o in outs[1:]]
+    for proc in side_by_side:
+        assert proc.wait() == 0, proc.stderr.read()[-3000:]
+    runs = [pd.read_parquet(o) for o in outs]
+    assert len(runs[0]) == 9 * 8 and runs[0]["completion"].nunique() > 1  # sampled, not greedy
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(runs[0], other)
