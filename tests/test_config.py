@@ -52,14 +52,11 @@ def test_lint_is_clean():
 
 
 def _merged(*files: Path) -> dict:
-    """config/config.yaml with layered files on top, merged key by key as Snakemake does."""
-    def update(base: dict, over: dict) -> dict:
-        for k, v in over.items():
-            base[k] = update(dict(base.get(k, {})), v) if isinstance(v, dict) else v
-        return base
+    """config/config.yaml with layered files on top, merged by Snakemake's own update_config."""
+    from snakemake.utils import update_config
     cfg: dict = {}
     for f in (ROOT / "config" / "config.yaml", *files):
-        update(cfg, yaml.safe_load(f.read_text()))
+        update_config(cfg, yaml.safe_load(f.read_text()))
     return cfg
 
 
