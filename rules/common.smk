@@ -52,9 +52,11 @@ def vllm_threads():
 def vllm_args():
     """vLLM engine flags shared by the sampling and evaluation rules."""
     v = config["vllm"]
+    kv = v.get("kv_cache_gib")
     return (
         f"--gpu-memory-utilization {v['gpu_memory_utilization']} "
-        f"--max-model-len {v['max_model_len']} --dtype {v['dtype']} "
+        + (f"--kv-cache-gib {kv} " if kv is not None else "")
+        + f"--max-model-len {v['max_model_len']} --dtype {v['dtype']} "
         f"--tensor-parallel-size {v['tensor_parallel_size']}"
     )
 

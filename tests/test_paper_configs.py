@@ -51,6 +51,8 @@ def test_paper_config_dry_run(cfg, tmp_path):
     assert "base_model" not in out  # π0 is model.base, not trained here
     # vllm.threads: 0 -- sampling and evaluation get every core (the builtin default's 1 is not inherited)
     assert "OMP_NUM_THREADS=3 alft sample" in out and "OMP_NUM_THREADS=3 alft evaluate" in out
+    # GPU memory share sizes the KV cache (the builtin default's 1 GiB is not inherited)
+    assert "--gpu-memory-utilization 0.8 --max-model-len 4096" in out and "--kv-cache-gib" not in out
     strategies = {c["methods"][m]["strategy"] for m in c["rounds"]["methods"]}
     rules = ["data", "orbits", "sample", "policy", "evaluate", "results"]
     if strategies - {"safety"}:

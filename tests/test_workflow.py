@@ -115,7 +115,7 @@ def test_sampling_is_reproducible_from_run_to_run(tiny_run: Path, tmp_path: Path
     cmd = [str(BIN / "alft"), "sample", "--policy", str(tiny_run / "models" / "base"),
            "--orbits", str(tiny_run / "orbits" / "r0.parquet"), "--task", "builtin", "--k", "8",
            "--temperature", "1.0", "--max-tokens", "24", "--seed", "7",
-           "--gpu-memory-utilization", "0.1", "--max-model-len", "256", "--dtype", "float32"]
+           "--kv-cache-gib", "0.25", "--max-model-len", "256", "--dtype", "float32"]
     first = subprocess.run([*cmd, "--out", str(outs[0])], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     side_by_side = [subprocess.Popen([*cmd, "--out", str(o)], env=env, stdout=subprocess.DEVNULL,
@@ -126,3 +126,20 @@ def test_sampling_is_reproducible_from_run_to_run(tiny_run: Path, tmp_path: Path
     assert len(runs[0]) == 9 * 8 and runs[0]["completion"].nunique() > 1  # sampled, not greedy
     for other in runs[1:]:
         pd.testing.assert_frame_equal(runs[0], other)
+
+
+@pytest.mark.slow
+def test_a_kv_cache_too_large_for_ram_names_the_config_key(tiny_run: Path, tmp_path: Path):
+    """vLLM's KV sizing failure (on CPU: more than the NUMA node's free RAM) is reported
+    as a configuration error naming `vllm.kv_cache_gib`, and nothing is written."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    out = tmp_path / "s.parquet"
+    proc = subprocess.run(
+        [str(BIN / "alft"), "sample", "--policy", str(tiny_run / "models" / "base"),
+         "--orbits", str(tiny_run / "orbits" / "r0.parquet"), "--task", "builtin", "--k", "2",
+         "--kv-cache-gib", "100000", "--max-model-len", "256", "--dtype", "float32",
+         "--out", str(out)], capture_output=True, text=True, env=env)
+    assert proc.returncode != 0
+    assert "vllm.kv_cache_gib = 100000.0" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr[-2000:]
+    assert not out.exists()

@@ -4,7 +4,10 @@
 scheduling); with ``VLLM_ENABLE_V1_MULTIPROCESSING=1`` exported, or with tensor
 parallelism, vLLM may spawn processes, and a script that calls it needs an
 ``if __name__ == "__main__":`` guard (the ``alft`` CLI has one). On CPU,
-``gpu_memory_utilization`` sizes the KV cache in RAM, so keep it small; vLLM
+the KV cache lives in RAM: ``kv_cache_gib`` sizes it in GiB, otherwise
+``gpu_memory_utilization`` is a share of the RAM of the NUMA node the engine runs
+on, minus what the process already holds (so it fails where that node is small:
+0.1 of a 7.6 GiB node is less than a loaded engine's own 0.8 GiB); vLLM
 lowers torch to one thread unless ``OMP_NUM_THREADS`` is set, so we set it; and
 ``MKL_NUM_THREADS`` (which Snakemake exports to every job) slows vLLM's CPU
 workers about ninefold, so we unset it.
@@ -23,6 +26,7 @@ class VLLMSettings:
     """Engine settings passed to ``vllm.LLM`` (see the ``vllm`` config section)."""
 
     gpu_memory_utilization: float = 0.3
+    kv_cache_gib: float | None = None  # KV cache in GiB; overrides gpu_memory_utilization
     max_model_len: int = 512
     dtype: str = "auto"
     tensor_parallel_size: int = 1
@@ -61,12 +65,25 @@ def load_llm(model: str, seed: int, settings: VLLMSettings):
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from vllm import LLM
 
-    return LLM(
-        model=model, tokenizer=model, seed=seed, dtype=settings.dtype,
-        gpu_memory_utilization=settings.gpu_memory_utilization,
-        max_model_len=settings.max_model_len, tensor_parallel_size=settings.tensor_parallel_size,
-        enforce_eager=settings.enforce_eager, **settings.extra,
-    )
+    kwargs = dict(settings.extra)
+    if settings.kv_cache_gib is not None:
+        kwargs["kv_cache_memory_bytes"] = int(settings.kv_cache_gib * 2**30)
+    try:
+        return LLM(
+            model=model, tokenizer=model, seed=seed, dtype=settings.dtype,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            max_model_len=settings.max_model_len, tensor_parallel_size=settings.tensor_parallel_size,
+            enforce_eager=settings.enforce_eager, **kwargs,
+        )
+    except ValueError as e:
+        if "kv cache" not in str(e).lower():
+            raise
+        from alft.errors import ConfigError
+
+        raise ConfigError(
+            f"vLLM could not size its KV cache for {model!r} (config keys vllm.kv_cache_gib "
+            f"= {settings.kv_cache_gib}, vllm.gpu_memory_utilization = "
+            f"{settings.gpu_memory_utilization}): {e}") from e
 
 
 def generate(llm, prompts: Sequence[str], n: int, temperature: float, top_p: float,

@@ -12,7 +12,11 @@ from alft.sampling import VLLMSettings
 def add_vllm_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("vLLM engine")
     g.add_argument("--gpu-memory-utilization", type=float, default=0.3,
-                   help="share of GPU memory (on CPU: of the KV-cache budget) vLLM may use")
+                   help="share of GPU memory vLLM may use (on CPU: share of the NUMA node's "
+                        "RAM, less what the process holds, for the KV cache)")
+    g.add_argument("--kv-cache-gib", type=float, default=None,
+                   help="KV cache size in GiB; overrides --gpu-memory-utilization "
+                        "(use it on CPU, where a share of a small NUMA node can be too little)")
     g.add_argument("--max-model-len", type=int, default=512)
     g.add_argument("--dtype", default="auto")
     g.add_argument("--tensor-parallel-size", type=int, default=1)
@@ -20,6 +24,7 @@ def add_vllm_args(p: argparse.ArgumentParser) -> None:
 
 def vllm_settings(args: argparse.Namespace) -> VLLMSettings:
     return VLLMSettings(gpu_memory_utilization=args.gpu_memory_utilization,
+                        kv_cache_gib=args.kv_cache_gib,
                         max_model_len=args.max_model_len, dtype=args.dtype,
                         tensor_parallel_size=args.tensor_parallel_size)
 
