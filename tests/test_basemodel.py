@@ -51,3 +51,32 @@ def test_pretraining_lowers_the_loss_and_keeps_the_best_checkpoint(tmp_path):
     assert hist[-1]["loss"] < hist[0]["loss"]
     # the kept state is the one scored 0.5 (step 40), not the last
     assert not all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_binding_wall_clock_cap_is_logged_with_its_config_key(tmp_path):
+    """`--max-minutes` is a guard: when it stops training before `--max-steps`, the log
+    says so (the model then depends on the machine's speed)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    splits = builtin.make_splits(seed=0, n_pretrain=200, n_train=2, n_val=4, n_test=2)
+    splits["pretrain"].to_parquet(tmp_path / "pretrain.parquet")
+    splits["val"].to_parquet(tmp_path / "val.parquet")
+    alft = Path(sys.executable).parent / "alft"
+    cmd = [str(alft), "base-model", "--pretrain", str(tmp_path / "pretrain.parquet"),
+           "--val", str(tmp_path / "val.parquet"), "--seed", "0", "--hidden-size", "32",
+           "--num-layers", "1", "--num-heads", "1", "--intermediate-size", "64",
+           "--batch-size", "8", "--max-steps", "50", "--eval-every", "25", "--threads", "1",
+           "--log-parquet", str(tmp_path / "hist.parquet")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    capped = subprocess.run([*cmd, "--max-minutes", "1e-9", "--out", str(tmp_path / "a")],
+                            capture_output=True, text=True, env=env)
+    assert capped.returncode == 0, capped.stderr[-3000:]
+    assert "stopped at step 1 of 50 by the wall-clock cap" in capped.stderr
+    assert "base_model.max_minutes" in capped.stderr
+    full = subprocess.run([*cmd, "--max-minutes", "60", "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True, env=env)
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert "wall-clock cap" not in full.stderr
