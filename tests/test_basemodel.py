@@ -80,3 +80,4 @@ def test_a_binding_wall_clock_cap_is_logged_with_its_config_key(tmp_path):
                           capture_output=True, text=True, env=env)
     assert full.returncode == 0, full.stderr[-3000:]
     assert "wall-clock cap" not in full.stderr
+    assert "CPU capability" in full.stderr  # the host a trained model depends on is logged

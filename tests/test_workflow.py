@@ -136,7 +136,7 @@ def test_a_kv_cache_too_large_for_ram_names_the_config_key(tiny_run: Path, tmp_p
     out = tmp_path / "s.parquet"
     proc = subprocess.run(
         [str(BIN / "alft"), "sample", "--policy", str(tiny_run / "models" / "base"),
-         "--orbits", str(tiny_run / "orbits" / "r0.parquet"), "--task", "builtin", "--k", "2",
+         "--orbits", str(tiny_run / "orbits" / "r0.parquet"), "--task", "builtin", "--k", "2", "--seed", "0",
          "--kv-cache-gib", "100000", "--max-model-len", "256", "--dtype", "float32",
          "--out", str(out)], capture_output=True, text=True, env=env)
     assert proc.returncode != 0

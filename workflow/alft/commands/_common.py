@@ -29,6 +29,18 @@ def vllm_settings(args: argparse.Namespace) -> VLLMSettings:
                         tensor_parallel_size=args.tensor_parallel_size)
 
 
+def log_host(log: logging.Logger) -> None:
+    """Log what a training stage's floating-point results depend on beyond its inputs:
+    the same seed on another CPU (another vector instruction set) trains another model."""
+    import platform
+
+    import torch
+
+    log.info("host: torch %s, CPU capability %s, %s, %d threads", torch.__version__,
+             torch.backends.cpu.get_cpu_capability(), platform.processor() or platform.machine(),
+             torch.get_num_threads())
+
+
 def stage_logger(name: str) -> logging.Logger:
     """A logger writing plain lines to stderr (Snakemake redirects it to the rule's log)."""
     logger = logging.getLogger(f"alft.{name}")

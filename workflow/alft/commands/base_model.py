@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from alft import basemodel as bm
-from alft.commands._common import stage_logger
+from alft.commands._common import log_host, stage_logger
 from alft.data import load_split
 from alft.errors import ConfigError, DataError
 from alft.extract import answers_match, extract_answer
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # denormals make CPU training erratically slow
+    log_host(log)
     head_dim, rem = divmod(args.hidden_size, args.num_heads)
     if rem or head_dim not in VLLM_CPU_HEAD_DIMS:
         raise ConfigError(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from alft.commands._common import stage_logger
+from alft.commands._common import log_host, stage_logger
 from alft.errors import ConfigError
 from alft.io import read_parquet
 
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    log_host(log)
     orbits = read_parquet(args.orbits, {"orbit_id": "int", "member": "int", "prompt": "str"})
     if args.reward == "ground_truth":
         if "answer" not in orbits or orbits["answer"].isna().all():
