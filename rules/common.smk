@@ -52,11 +52,10 @@ def vllm_threads():
 def vllm_args():
     """vLLM engine flags shared by the sampling and evaluation rules."""
     v = config["vllm"]
-    kv = v.get("kv_cache_gib")
+    kv = "" if v.get("kv_cache_gib") is None else f"--kv-cache-gib {v['kv_cache_gib']} "
     return (
-        f"--gpu-memory-utilization {v['gpu_memory_utilization']} "
-        + (f"--kv-cache-gib {kv} " if kv is not None else "")
-        + f"--max-model-len {v['max_model_len']} --dtype {v['dtype']} "
+        f"--gpu-memory-utilization {v['gpu_memory_utilization']} {kv}"
+        f"--max-model-len {v['max_model_len']} --dtype {v['dtype']} "
         f"--tensor-parallel-size {v['tensor_parallel_size']}"
     )
 

@@ -1,5 +1,10 @@
 """The builtin base model: tokenizer round trip, BOS, save/load like a hub model."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -56,11 +61,6 @@ def test_pretraining_lowers_the_loss_and_keeps_the_best_checkpoint(tmp_path):
 def test_a_binding_wall_clock_cap_is_logged_with_its_config_key(tmp_path):
     """`--max-minutes` is a guard: when it stops training before `--max-steps`, the log
     says so (the model then depends on the machine's speed)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     splits = builtin.make_splits(seed=0, n_pretrain=200, n_train=2, n_val=4, n_test=2)
     splits["pretrain"].to_parquet(tmp_path / "pretrain.parquet")
     splits["val"].to_parquet(tmp_path / "val.parquet")

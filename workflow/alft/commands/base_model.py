@@ -94,11 +94,12 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     model.load_state_dict(best)
     hist = pd.DataFrame(history)
-    if int(hist["step"].iloc[-1]) < cfg.max_steps:
+    last_step = int(hist["step"].iloc[-1])
+    if last_step < cfg.max_steps:
         log.warning("stopped at step %d of %d by the wall-clock cap (--max-minutes %g, config "
                     "key base_model.max_minutes): this base model depends on the machine's "
                     "speed; raise the cap to train all %d steps",
-                    int(hist["step"].iloc[-1]), cfg.max_steps, cfg.max_minutes, cfg.max_steps)
+                    last_step, cfg.max_steps, cfg.max_minutes, cfg.max_steps)
     best_row = hist.loc[hist["val_accuracy"].idxmax()]
     log.info("kept step %d (validation accuracy %.3f) after %.0f s", best_row["step"],
              best_row["val_accuracy"], time.monotonic() - start)
